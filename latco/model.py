@@ -332,3 +332,42 @@ class RSSM(nn.Module):
     def config_dict(self) -> dict:
         """The config as a plain dict (stored in checkpoints)."""
         return asdict(self.cfg)
+
+
+def gaussian_kl(mean_q: Tensor, std_q: Tensor, mean_p: Tensor, std_p: Tensor) -> Tensor:
+    """KL(N(mean_q, std_q²) || N(mean_p, std_p²)) summed over the last dim (diagonal Gaussians)."""
+    var_ratio = (std_q / std_p) ** 2
+    t = ((mean_q - mean_p) / std_p) ** 2
+    return 0.5 * (var_ratio + t - 1 - torch.log(var_ratio)).sum(-1)
+
+
+def elbo_loss(
+    model: RSSM,
+    images: Tensor,
+    actions: Tensor,
+    rewards: Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """Negative ELBO of paper Eq. 4 on a batch of sequences (to minimize).
+
+    images (B, T+1, S, S, 3) uint8, actions (B, T, A), rewards (B, T) with rewards[:, t] the reward
+    received after actions[:, t], i.e. predicted from the feature of image t+1.
+    loss = E[−ln p(o|z)] + E[−ln p(r|z)] + max(KL(q || p), free_nats), with unit-variance Gaussian
+    image and reward likelihoods (additive constants dropped), sums over pixels and latent dims,
+    means over batch and time; free nats clip the mean KL as in the authors' code.
+    """
+    out = model.observe(images, actions, sample=True, generator=generator)
+    target = model.preprocess(images)
+    image_nll = 0.5 * (model.decode(out["feature"]) - target).pow(2).sum((-3, -2, -1)).mean()
+    reward_pred = model.reward(out["feature"][:, 1:])
+    reward_nll = 0.5 * (reward_pred - rewards.to(reward_pred)).pow(2).mean()
+    kl = gaussian_kl(out["post_mean"], out["post_std"], out["prior_mean"], out["prior_std"]).mean()
+    kl_clipped = torch.clamp(kl, min=model.cfg.free_nats)
+    loss = image_nll + reward_nll + kl_clipped
+    metrics = {
+        "loss": loss.item(),
+        "image_nll": image_nll.item(),
+        "reward_nll": reward_nll.item(),
+        "kl": kl.item(),
+    }
+    return loss, metrics

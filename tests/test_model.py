@@ -1,0 +1,184 @@
+"""World model: shapes, the analytic Jacobian, the ELBO terms, training and resuming."""
+
+import numpy as np
+import pytest
+import torch
+
+from latco.model import RSSM, WorldModelConfig, elbo_loss, gaussian_kl
+from latco.replay import Replay
+from latco.train import CHECKPOINT, METRICS, TrainConfig, load_checkpoint, load_model, train_world_model
+
+TINY = WorldModelConfig(
+    action_size=2, image_size=32, depth=4, stoch=4, deter=8, hidden=16, reward_hidden=16
+)
+
+
+def moving_square_episodes(n: int, T: int = 12, size: int = 32, seed: int = 0) -> list[dict]:
+    """A white square moved by the actions on a black image; reward = −distance to the centre."""
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for _ in range(n):
+        pos = rng.uniform(4, size - 8, 2)
+        actions = rng.uniform(-1, 1, (T, 2)).astype(np.float32)
+        images = np.zeros((T + 1, size, size, 3), np.uint8)
+        rewards = np.zeros(T, np.float32)
+        for t in range(T + 1):
+            x, y = np.clip(pos, 0, size - 4).astype(int)
+            images[t, y : y + 4, x : x + 4] = 255
+            if t < T:
+                pos = np.clip(pos + 2 * actions[t], 0, size - 4)
+                rewards[t] = -np.linalg.norm(pos - size / 2) / size
+        episodes.append({"images": images, "actions": actions, "rewards": rewards})
+    return episodes
+
+
+def test_shapes_and_dtypes():
+    torch.manual_seed(0)
+    model = RSSM(TINY)
+    F, A = model.feature_size, model.action_size
+    images = torch.randint(0, 256, (3, 5, 32, 32, 3), dtype=torch.uint8)
+    actions = torch.randn(3, 4, A)
+    out = model.observe(images, actions)
+    assert out["feature"].shape == (3, 5, F) and out["feature"].dtype == torch.float32
+    assert out["post_mean"].shape == out["prior_std"].shape == (3, 5, TINY.stoch)
+    assert model.predict_mean(out["feature"], torch.randn(3, 5, A)).shape == (3, 5, F)
+    assert model.reward(out["feature"]).shape == (3, 5)
+    assert model.decode(out["feature"]).shape == (3, 5, 3, 32, 32)
+    decoded = model.decode_images(out["feature"])
+    assert decoded.shape == (3, 5, 32, 32, 3) and decoded.dtype == torch.uint8
+    assert model.initial_feature(images[:, 0]).shape == (3, F)
+    assert model.imagine(out["feature"][:, 0], actions).shape == (3, 5, F)
+    dz, da = model.predict_mean_jacobian(out["feature"], torch.randn(3, 5, A))
+    assert dz.shape == (3, 5, F, F) and da.shape == (3, 5, F, A)
+
+
+@pytest.mark.parametrize(
+    "cfg", [TINY, WorldModelConfig(action_size=4, stoch=30, deter=200, hidden=200)], ids=["tiny", "paper"]
+)
+def test_analytic_jacobian_equals_jacrev(cfg):
+    torch.manual_seed(1)
+    model = RSSM(cfg).double()
+    z = torch.randn(7, model.feature_size, dtype=torch.float64)
+    a = torch.randn(7, model.action_size, dtype=torch.float64)
+    dz, da = model.predict_mean_jacobian(z, a)
+    ref_z, ref_a = torch.func.vmap(torch.func.jacrev(model.predict_mean, argnums=(0, 1)))(z, a)
+    torch.testing.assert_close(dz, ref_z, atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(da, ref_a, atol=1e-10, rtol=1e-8)
+
+
+def test_predict_mean_is_deterministic_and_differentiable():
+    torch.manual_seed(2)
+    model = RSSM(TINY).double()
+    z = torch.randn(4, model.feature_size, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(4, model.action_size, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(model.predict_mean(z, a), model.predict_mean(z, a))
+    assert torch.autograd.gradcheck(lambda z, a: model.predict_mean(z, a).sum(), (z, a))
+    # imagine(sample=False) is the chain of predict_mean
+    actions = torch.randn(2, 3, model.action_size, dtype=torch.float64)
+    traj = model.imagine(z[:2].detach(), actions)
+    step = model.predict_mean(model.predict_mean(z[:2], actions[:, 0]), actions[:, 1])
+    torch.testing.assert_close(traj[:, 2], step)
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    torch.manual_seed(3)
+    mq, mp = torch.randn(5, 6), torch.randn(5, 6)
+    sq, sp = torch.rand(5, 6) + 0.1, torch.rand(5, 6) + 0.1
+    D = torch.distributions
+    ref = D.kl_divergence(D.Independent(D.Normal(mq, sq), 1), D.Independent(D.Normal(mp, sp), 1))
+    torch.testing.assert_close(gaussian_kl(mq, sq, mp, sp), ref)
+
+
+def test_elbo_terms_finite_and_free_nats_clip_kl():
+    torch.manual_seed(4)
+    model = RSSM(TINY)
+    ep = moving_square_episodes(2, T=6)
+    images = torch.as_tensor(np.stack([e["images"] for e in ep]))
+    actions = torch.as_tensor(np.stack([e["actions"] for e in ep]))
+    rewards = torch.as_tensor(np.stack([e["rewards"] for e in ep]))
+    loss, m = elbo_loss(model, images, actions, rewards, torch.Generator().manual_seed(0))
+    assert all(np.isfinite(v) for v in m.values())
+    assert m["kl"] < TINY.free_nats  # an untrained model's posterior is close to its prior
+    expected = m["image_nll"] + m["reward_nll"] + TINY.free_nats
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()  # the clipped KL gives no gradient, the likelihoods do
+    assert model.obs2.weight.grad is not None
+
+
+def test_loss_falls_on_tiny_dataset(tmp_path):
+    replay = Replay(moving_square_episodes(8), length=8, seed=0)
+    cfg = TrainConfig(steps=60, batch=8, length=8, lr=3e-3, log_every=10, checkpoint_every=60)
+    train_world_model(TINY, replay, tmp_path, cfg, device="cpu", progress=False)
+    import pandas as pd
+
+    metrics = pd.read_csv(tmp_path / METRICS)
+    assert list(metrics["step"]) == [10, 20, 30, 40, 50, 60]
+    assert metrics["image_nll"].iloc[-1] < 0.7 * metrics["image_nll"].iloc[0]
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+class CrashingReplay(Replay):
+    """Raises on the n-th sample, like a process killed mid-run."""
+
+    def __init__(self, *args, crash_at: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls, self.crash_at = 0, crash_at
+
+    def sample(self, batch):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise _Crash
+        return super().sample(batch)
+
+
+def test_resume_after_crash_equals_uninterrupted_run(tmp_path):
+    episodes = moving_square_episodes(4)
+    cfg = TrainConfig(steps=16, batch=4, length=6, lr=1e-3, log_every=2, checkpoint_every=5)
+    full = train_world_model(TINY, Replay(episodes, 6), tmp_path / "a", cfg, device="cpu", progress=False)
+    with pytest.raises(_Crash):  # dies at step 13: the last checkpoint is at step 10
+        train_world_model(
+            TINY, CrashingReplay(episodes, 6, crash_at=13), tmp_path / "b", cfg, device="cpu", progress=False
+        )
+    assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["step"] == 10
+    resumed = train_world_model(TINY, Replay(episodes, 6), tmp_path / "b", cfg, device="cpu", progress=False)
+    for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, msg=f"parameter {name} differs after resume")
+    import pandas as pd
+
+    steps = pd.read_csv(tmp_path / "b" / METRICS)["step"].tolist()
+    assert steps == list(range(2, 17, 2))  # rows logged after the checkpoint were not duplicated
+    torch.testing.assert_close(load_model(tmp_path / "b").img1.weight, full.img1.weight)
+
+
+def test_missing_and_corrupt_checkpoint_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at .*missing"):
+        load_checkpoint(tmp_path / "missing" / CHECKPOINT)
+    bad = tmp_path / CHECKPOINT
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match=f"checkpoint {bad} is unreadable"):
+        load_model(tmp_path)
+
+
+def test_nan_loss_stops_with_the_step(tmp_path):
+    episodes = moving_square_episodes(2)
+    episodes[1]["rewards"][:] = np.nan
+    cfg = TrainConfig(steps=50, batch=2, length=6, checkpoint_every=100)
+    with pytest.raises(FloatingPointError, match=r"at step \d+"):
+        train_world_model(TINY, Replay(episodes, 6), tmp_path, cfg, device="cpu", progress=False)
+
+
+def test_replay_samples_every_window_uniformly():
+    short = {"images": np.zeros((4, 2, 2, 3), np.uint8), "actions": np.zeros((3, 1)), "rewards": np.zeros(3)}
+    long_ = {"images": np.ones((7, 2, 2, 3), np.uint8), "actions": np.ones((6, 1)), "rewards": np.arange(6.0)}
+    replay = Replay([short, long_], length=3, seed=0)  # windows: 2 in short, 5 in long
+    batch = replay.sample(7000)
+    assert batch["images"].shape == (7000, 3, 2, 2, 3) and batch["actions"].shape == (7000, 2, 1)
+    from_long = batch["images"][:, 0, 0, 0, 0] == 1
+    assert from_long.mean() == pytest.approx(5 / 7, abs=0.02)
+    starts = batch["rewards"][from_long, 0]
+    np.testing.assert_allclose(np.bincount(starts.astype(int)) / len(starts), 0.2, atol=0.02)
+    with pytest.raises(ValueError, match="T\\+1 images"):
+        replay.add({"images": np.zeros((3, 2, 2, 3)), "actions": np.zeros((3, 1)), "rewards": np.zeros(3)})
