@@ -182,3 +182,39 @@ def test_replay_samples_every_window_uniformly():
     np.testing.assert_allclose(np.bincount(starts.astype(int)) / len(starts), 0.2, atol=0.02)
     with pytest.raises(ValueError, match="T\\+1 images"):
         replay.add({"images": np.zeros((3, 2, 2, 3)), "actions": np.zeros((3, 1)), "rewards": np.zeros(3)})
+
+
+def test_roc_auc_matches_pair_counting():
+    from latco.diagnostics import roc_auc
+
+    rng = np.random.default_rng(5)
+    scores = np.round(rng.normal(size=80), 1)  # rounding makes ties
+    labels = rng.random(80) < 0.3
+    pos, neg = scores[labels], scores[~labels]
+    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    assert roc_auc(scores, labels) == pytest.approx(pairs)
+    with pytest.raises(ValueError, match="both classes"):
+        roc_auc(scores, np.zeros(80, bool))
+
+
+def test_open_loop_follows_the_true_actions():
+    from latco.diagnostics import open_loop, reward_quality
+
+    torch.manual_seed(6)
+    model = RSSM(TINY).eval()
+    ep = moving_square_episodes(1, T=10)[0]
+    ep["success"] = ep["rewards"] > np.median(ep["rewards"])
+    out = open_loop(model, ep, context=3, horizon=5)
+    assert out["pred_images"].shape == out["true_images"].shape == (5, 32, 32, 3)
+    np.testing.assert_array_equal(out["true_rewards"], ep["rewards"][2:7])
+    # reference: filter 3 images, then chain predict_mean on actions 2..6
+    with torch.no_grad():
+        z = model.observe(torch.as_tensor(ep["images"][None, :3]), torch.as_tensor(ep["actions"][None, :2]))
+        z = z["feature"][0, -1]
+        for t in range(2, 7):
+            z = model.predict_mean(z, torch.as_tensor(ep["actions"][t]))
+        assert out["pred_rewards"][-1] == pytest.approx(model.reward(z).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="does not fit"):
+        open_loop(model, ep, context=3, horizon=9)
+    q = reward_quality(model, [ep, ep], horizon=10)
+    assert -1 <= q["open_loop_corr"] <= 1 and 0 <= q["success_auc"] <= 1

@@ -1,0 +1,83 @@
+"""Profiles: one workflow, three sizes (SPEC "Scale: profiles").
+
+- ``paper``: the paper's and the authors' settings (for a GPU; days).
+- ``quick``: the default; the whole paper rebuilt on a 2-core CPU, same code paths, smaller budgets.
+- ``smoke``: seconds per notebook; what tests and CI run.
+
+A profile is a set of named blocks (world model, training, data); later stages add theirs.
+Numbers that differ from the paper are listed in the README next to the results they produce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from latco.model import WorldModelConfig
+from latco.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How much oracle data the offline experiments collect per task."""
+
+    episodes: int
+    """Oracle episodes per task (each lasts the task's t_tot steps)."""
+    noise: float
+    """Std of the Gaussian noise added to the oracle's actions (diversifies the data)."""
+    heldout: int
+    """Extra episodes, with another seed, kept out of training to evaluate the model."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """All budgets of one profile."""
+
+    name: str
+    world_model: WorldModelConfig
+    """Model sizes; ``action_size`` is set per task by ``world_model_config``."""
+    train: TrainConfig
+    """World-model optimization."""
+    data: DataConfig
+    """Offline data collection."""
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(
+        name="paper",
+        world_model=WorldModelConfig(),  # 64 px, depth 32, stoch 30, deter 200, hidden 200, reward 2x400
+        train=TrainConfig(steps=100_000, batch=50, length=50),
+        # the paper pre-collects 200K oracle steps per task (App. "Offline training")
+        data=DataConfig(episodes=2000, noise=0.3, heldout=20),
+    ),
+    "quick": Profile(
+        name="quick",
+        world_model=WorldModelConfig(
+            image_size=32, depth=8, stoch=16, deter=64, hidden=128, reward_hidden=128
+        ),
+        train=TrainConfig(steps=3000, batch=16, length=32, checkpoint_every=250),
+        data=DataConfig(episodes=100, noise=0.3, heldout=10),
+    ),
+    "smoke": Profile(
+        name="smoke",
+        world_model=WorldModelConfig(
+            image_size=32, depth=4, stoch=4, deter=8, hidden=16, reward_hidden=16
+        ),
+        train=TrainConfig(steps=10, batch=4, length=8, checkpoint_every=5, log_every=5),
+        data=DataConfig(episodes=3, noise=0.3, heldout=2),
+    ),
+}
+
+DEFAULT_PROFILE = "quick"
+
+
+def get_profile(name: str = DEFAULT_PROFILE) -> Profile:
+    """The profile called ``name``; raises ValueError listing the valid names otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
+
+
+def world_model_config(profile: Profile, action_size: int) -> WorldModelConfig:
+    """The profile's model sizes for a task with ``action_size``-dimensional actions."""
+    return replace(profile.world_model, action_size=action_size)
