@@ -1,0 +1,174 @@
+"""Sawyer Reach and Push: Meta-World v3 (`reach-v3`, `push-v3`) with the paper's settings.
+
+As the authors set them up (github zchuning/latco, `envs/sparse_metaworld.py`):
+- the goal is fixed at Meta-World's default (Reach (-0.1, 0.8, 0.2), Push (0.1, 0.8)),
+- Reach: the hand starts uniformly anywhere in Meta-World's hand box
+  x in [-0.5, 0.5], y in [0.4, 1.0], z in [0.05, 0.5];
+- Push: the puck starts uniformly in x in [-0.2, 0.4], y in [0.6, 0.9], the hand right
+  above it (z = 0.05);
+- reward is sparse, 1 exactly when Meta-World's `success` holds after the action
+  (Reach: hand within 0.05 m of the goal; Push: puck within 0.05 m).
+One change: a start within 0.15 m (horizontally) of the goal is redrawn, the rule Meta-World
+itself applies to its object and goal, so no episode starts solved (Meta-World's reset
+would loop forever on such a frozen start).
+
+We build the env class directly, mark its task as set, and choose each start ourselves
+through Meta-World's frozen "random vector" (object + goal) and `hand_init_pos`.
+Its full 39-d observation vector goes to `info['metaworld_obs']` for the scripted oracle
+only; the agent's observation is the image.
+
+Rendering (our own camera; NOTES): the goal is drawn large and green, the success region
+itself (a 0.05 m ball for Reach, a 0.05 m disc on the table for Push) and the puck is
+yellow (the arm is red); these change only colours and drawn sizes, never physics.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import mujoco  # latco.envs (imported first, as our package) has set MUJOCO_GL
+import numpy as np
+
+from latco.envs.base import LatcoEnv
+from latco.envs.render import Renderer
+from latco.envs.tasks import task_spec
+
+MIN_START_DISTANCE = 0.15
+"""Starts closer than this (m, horizontally) to the goal are redrawn."""
+PUCK_LOW, PUCK_HIGH = np.array([-0.2, 0.6]), np.array([0.4, 0.9])
+"""Push: puck start range (x, y), the authors' values."""
+PUCK_MAX_RADIUS = 0.83
+"""Push: pucks farther than this (m) from the robot's base (0, 0) are redrawn: the hand
+cannot get down to the table there (measured: > 1 cm short at y > 0.82 when x = 0)."""
+PUCK_Z, HAND_Z_ABOVE_PUCK = 0.02, 0.1
+"""Push: puck height on the table and the hand's start height above it."""
+SUCCESS_RADIUS = 0.05
+"""Meta-World's success distance (Reach: hand to goal; Push: puck to goal)."""
+
+CAMERAS = {
+    # Both look from the far side of the table toward the robot. Reach must show the whole
+    # hand start box (1 x 0.6 x 0.45 m); Push zooms onto the table area the puck can reach.
+    "reach": dict(lookat=(0.0, 0.7, 0.3), distance=1.6, azimuth=270.0, elevation=-35.0),
+    "push": dict(lookat=(0.1, 0.72, 0.0), distance=0.85, azimuth=270.0, elevation=-40.0),
+}
+"""Free-camera pose per task (MuJoCo `MjvCamera` fields; vertical field of view 45 deg)."""
+
+GOAL_RGBA = (0.0, 0.8, 0.0, 0.8)
+"""Goal drawing: green (the arm is red, the fingers cyan)."""
+PUCK_RGBA = (1.0, 0.9, 0.0, 1.0)
+"""Push puck drawing: yellow."""
+
+
+def _metaworld_class(task: str) -> type:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gymnasium/glfw deprecation chatter on import
+        if task == "reach":
+            from metaworld.envs.sawyer_reach_v3 import SawyerReachEnvV3
+
+            return SawyerReachEnvV3
+        from metaworld.envs.sawyer_push_v3 import SawyerPushEnvV3
+
+        return SawyerPushEnvV3
+
+
+class SawyerEnv(LatcoEnv):
+    """Sawyer Reach or Push (`task`) as a gymnasium env (no TimeLimit: `make_env` adds it)."""
+
+    def __init__(
+        self, task: str, image_size: int = 64, seed: int | None = None, render: bool = True
+    ) -> None:
+        if task not in ("reach", "push"):
+            raise ValueError(f"SawyerEnv task must be 'reach' or 'push', got {task!r}")
+        super().__init__(task_spec(task), image_size, seed, render)
+        env = _metaworld_class(task)()
+        env._set_task_called = True  # we set start and goal ourselves, below
+        env._freeze_rand_vec = True
+        env._partially_observable = False  # the oracle needs the goal in its vector
+        env.__dict__.pop("sawyer_observation_space", None)  # cached for the old setting
+        env.max_path_length = np.iinfo(np.int64).max  # our TimeLimit ends episodes
+        self.metaworld_env = env
+        self.model, self.data = env.model, env.data
+        self.goal = env.goal.copy()
+        self._metaworld_obs = np.zeros(39)
+        self._goal_site = self.model.site("goal").id
+        self._renderer = None
+        if render:
+            self._style_for_rendering()
+            camera = mujoco.MjvCamera()
+            camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+            pose = CAMERAS[task]
+            camera.lookat[:] = pose["lookat"]
+            camera.distance = pose["distance"]
+            camera.azimuth = pose["azimuth"]
+            camera.elevation = pose["elevation"]
+            self.model.vis.global_.fovy = 45.0
+            self._renderer = Renderer(self.model, self.image_size, camera)
+
+    def _style_for_rendering(self) -> None:
+        """Goal drawn as its success region in green; puck yellow. Drawing only, no physics."""
+        model, goal = self.model, self._goal_site
+        model.site_rgba[goal] = GOAL_RGBA
+        if self.task.name == "reach":
+            model.site_size[goal, 0] = SUCCESS_RADIUS
+        else:
+            model.site_type[goal] = mujoco.mjtGeom.mjGEOM_CYLINDER
+            model.site_size[goal, :2] = (SUCCESS_RADIUS, 0.001)
+            model.site_rgba[goal, 3] = 1.0
+            puck = model.geom("objGeom").id
+            model.geom_matid[puck] = -1
+            model.geom_rgba[puck] = PUCK_RGBA
+
+    def _reset_sim(self, rng: np.random.Generator) -> None:
+        env = self.metaworld_env
+        if self.task.name == "reach":
+            hand = self._draw_far_from_goal(rng, env.hand_low, env.hand_high, np.inf)
+            puck = np.array(env.init_config["obj_init_pos"], dtype=np.float64)
+        else:
+            xy = self._draw_far_from_goal(rng, PUCK_LOW, PUCK_HIGH, PUCK_MAX_RADIUS)
+            puck = np.array([xy[0], xy[1], PUCK_Z])
+            hand = np.array([xy[0], xy[1], HAND_Z_ABOVE_PUCK])
+        env.hand_init_pos = hand
+        env._last_rand_vec = np.concatenate([puck, self.goal])
+        self._metaworld_obs, _ = env.reset()
+        self._place_goal_drawing()
+
+    def _draw_far_from_goal(
+        self, rng: np.random.Generator, low: np.ndarray, high: np.ndarray, max_radius: float
+    ) -> np.ndarray:
+        """Uniform in [low, high], redrawn while near the goal or out of the arm's reach."""
+        while True:
+            sample = rng.uniform(low, high)
+            near_goal = np.linalg.norm(sample[:2] - self.goal[:2]) < MIN_START_DISTANCE
+            if not near_goal and np.linalg.norm(sample[:2]) <= max_radius:
+                return sample
+
+    def _place_goal_drawing(self) -> None:
+        if self._renderer is not None and self.task.name == "push":
+            # the disc lies on the table (Meta-World puts the site at puck height)
+            self.model.site_pos[self._goal_site, 2] = 0.001
+            mujoco.mj_kinematics(self.model, self.data)
+
+    def _substep(self, action: np.ndarray) -> tuple[float, bool]:
+        self._metaworld_obs, _, _, _, info = self.metaworld_env.step(action.astype(np.float32))
+        success = bool(info["success"])
+        return float(success), success
+
+    def _state(self) -> dict[str, np.ndarray]:
+        env = self.metaworld_env
+        state = {"agent": env.tcp_center.copy(), "goal": env._target_pos.copy()}
+        if self.task.name == "push":
+            state["puck"] = env._get_pos_objects().copy()
+        return state
+
+    def _extra_info(self) -> dict[str, Any]:
+        return {"metaworld_obs": self._metaworld_obs.copy()}
+
+    def _render_frame(self) -> np.ndarray:
+        return self._renderer.render(self.data)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self.metaworld_env.close()
