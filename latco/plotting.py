@@ -1,0 +1,72 @@
+"""Figures shared by the notebooks: image strips of episodes, saved the same way everywhere.
+
+Images are drawn pixel for pixel (nearest-neighbour), so a figure shows exactly what the
+agent sees.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from latco.data import Episode
+
+
+def image_strip(
+    images: np.ndarray | Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    axes: Sequence[plt.Axes] | None = None,
+    size: float = 1.6,
+) -> Figure:
+    """Draw `images` `(N, S, S, 3)` side by side, each under its title; returns the figure."""
+    images = list(images)
+    if axes is None:
+        _, axes = plt.subplots(1, len(images), figsize=(size * len(images), size * 1.15))
+        axes = np.atleast_1d(axes)
+    for i, (ax, image) in enumerate(zip(axes, images, strict=True)):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    return axes[0].figure
+
+
+def episode_frames(episode: Episode, steps: Sequence[int] | None = None) -> list[int]:
+    """Which frames to show: `steps`, or the start, middle and end of the episode."""
+    if steps is None:
+        steps = [0, len(episode) // 2, len(episode)]
+    return [int(t) for t in steps]
+
+
+def task_strips(
+    episodes: dict[str, Episode], steps: Sequence[int] | None = None, title: str | None = None
+) -> Figure:
+    """One row per task: frames of its episode (default start, middle, end), titled
+    with the step and whether the task is solved there."""
+    rows = len(episodes)
+    columns = len(episode_frames(next(iter(episodes.values())), steps))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.7 * columns + 0.4, 1.85 * rows), squeeze=False)
+    for row, (task, episode) in enumerate(episodes.items()):
+        frames = episode_frames(episode, steps)
+        solved = [t > 0 and bool(episode.success[t - 1]) for t in frames]
+        titles = [f"t={t}" + (" (success)" if s else "") for t, s in zip(frames, solved, strict=True)]
+        image_strip(episode.images[frames], titles, axes[row])
+        axes[row, 0].set_ylabel(task, fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """Save `fig` to `path` (folders made as needed) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
