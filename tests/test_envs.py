@@ -97,6 +97,27 @@ def test_same_seed_gives_identical_images(env_of, task):
         other.close()
 
 
+def test_start_states_follow_the_spec():
+    """Obstacle: x in [-0.6, -0.4], y in [-0.1, 0.1]. Push: puck in x [-0.2, 0.4],
+    y [0.6, 0.9], >= 0.15 m from the goal, <= 0.83 m from the robot base. Reach: the
+    hand start varies over a large box. Goals never move."""
+    starts = {}
+    for task in envs.TASKS:
+        env = envs.make_env(task, seed=0, render=False)
+        states = [env.reset(seed=s)[1]["state"] for s in range(20)]
+        assert all(np.allclose(st["goal"], states[0]["goal"], atol=1e-4) for st in states)
+        starts[task] = np.stack([st["puck" if task == "push" else "agent"] for st in states])
+        env.close()
+    ob = starts["obstacle"]
+    assert ob[:, 0].min() >= -0.6 and ob[:, 0].max() <= -0.4 and np.abs(ob[:, 1]).max() <= 0.1
+    puck = starts["push"][:, :2]
+    assert puck[:, 0].min() >= -0.2 - 1e-3 and puck[:, 0].max() <= 0.4 + 1e-3
+    assert puck[:, 1].min() >= 0.6 - 1e-3 and puck[:, 1].max() <= 0.9 + 1e-3
+    assert np.linalg.norm(puck - [0.1, 0.8], axis=1).min() >= 0.15 - 1e-3
+    assert np.linalg.norm(puck, axis=1).max() <= 0.83 + 1e-3
+    assert starts["reach"].std(axis=0).min() > 0.1
+
+
 def test_make_env_seed_seeds_the_first_reset():
     a, b = envs.make_env("obstacle", seed=3), envs.make_env("obstacle", seed=0)
     np.testing.assert_array_equal(a.reset()[0], b.reset(seed=3)[0])
