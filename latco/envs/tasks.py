@@ -17,8 +17,6 @@ class TaskSpec:
 
     name: str
     """Task name accepted by `make_env`: obstacle, reach or push."""
-    env_id: str
-    """The registered gymnasium id, e.g. `latco/Obstacle-v0`."""
     horizon: int
     """H: planning horizon in agent steps."""
     t_cache: int
@@ -33,12 +31,15 @@ class TaskSpec:
     """Evaluation runs the paper averages over."""
     sparse: bool
     """True: reward is 1 on success else 0. False: dense reward."""
+    env_id: str
+    """The registered gymnasium id, e.g. `latco/Obstacle-v0`."""
 
 
 TASKS: dict[str, TaskSpec] = {
-    "obstacle": TaskSpec("obstacle", "latco/Obstacle-v0", 30, 30, 30, 1, 2, 100, sparse=False),
-    "reach": TaskSpec("reach", "latco/Reach-v0", 30, 30, 150, 1, 4, 20, sparse=True),
-    "push": TaskSpec("push", "latco/Push-v0", 40, 20, 120, 1, 4, 20, sparse=True),
+    # name, H, T_cache, T_tot, action repeat, A, eval runs
+    "obstacle": TaskSpec("obstacle", 30, 30, 30, 1, 2, 100, sparse=False, env_id="latco/Obstacle-v0"),
+    "reach": TaskSpec("reach", 30, 30, 150, 1, 4, 20, sparse=True, env_id="latco/Reach-v0"),
+    "push": TaskSpec("push", 40, 20, 120, 1, 4, 20, sparse=True, env_id="latco/Push-v0"),
 }
 """All tasks by name, in the paper's order."""
 
