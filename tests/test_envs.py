@@ -200,6 +200,20 @@ def test_sparse_reward_is_one_exactly_on_success(task):
     assert 0 < sum(successes) < len(successes)
 
 
+def test_rendering_does_not_change_the_physics(env_of):
+    """Success rates are measured with render=False; they must hold for rendering envs."""
+    runs = []
+    for env in (env_of("push"), envs.make_env("push", seed=0, render=False)):
+        policy = envs.oracle("push", noise=0.3, seed=1)
+        obs, info = env.reset(seed=3)
+        states = []
+        for _ in range(40):
+            obs, _, _, _, info = env.step(policy(obs, info))
+            states.append(np.concatenate([info["state"]["agent"], info["state"]["puck"]]))
+        runs.append(np.stack(states))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
 @pytest.mark.parametrize("task", list(envs.TASKS))
 def test_oracle_succeeds_nine_times_in_ten(task):
     assert envs.oracle_success(task, episodes=10, noise=0.0, seed=0).sum() >= 9
