@@ -33,7 +33,7 @@ lint: $(VENV)/.installed
 test: setup lint
 	$(PY) -m pytest
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
-		$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/ --sanitize-with notebooks/sanitize.cfg -o addopts=""; \
+		$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/ --nbval-sanitize-with notebooks/sanitize.cfg -o addopts=""; \
 	fi
 
 paper: setup
