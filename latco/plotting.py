@@ -12,6 +12,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from latco.data import Episode
@@ -70,3 +71,46 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
+
+
+# ------------------------------------------------------------------------------ world model
+def training_curves(metrics: pd.DataFrame, title: str = "") -> Figure:
+    """Loss terms of world-model training (``metrics.csv``) against the gradient step."""
+    terms = [("image_nll", "image NLL"), ("reward_nll", "reward NLL"), ("kl", "KL (free nats clip it)")]
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.4 * len(terms), 2.6))
+    for ax, (key, label) in zip(axes, terms, strict=True):
+        ax.plot(metrics["step"], metrics[key])
+        ax.set_xlabel("gradient step")
+        ax.set_title(label, fontsize=9)
+        if key != "kl" and (metrics[key] > 0).all():
+            ax.set_yscale("log")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_strip(
+    true_images: np.ndarray, pred_images: np.ndarray, steps: Sequence[int], title: str = ""
+) -> Figure:
+    """True frames (top) above the model's frames (bottom) at ``steps``."""
+    fig, axes = plt.subplots(2, len(steps), figsize=(1.5 * len(steps), 3.4), squeeze=False)
+    image_strip([true_images[t] for t in steps], [f"t={t + 1}" for t in steps], axes=axes[0])
+    image_strip([pred_images[t] for t in steps], axes=axes[1])
+    axes[0, 0].set_ylabel("true", fontsize=9)
+    axes[1, 0].set_ylabel("model", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def reward_scatter(pred: np.ndarray, true: np.ndarray, title: str = "") -> Figure:
+    """Predicted against true reward, with the identity line."""
+    fig, ax = plt.subplots(figsize=(3.2, 3.0))
+    ax.scatter(true, pred, s=6, alpha=0.5)
+    lo, hi = min(true.min(), pred.min()), max(true.max(), pred.max())
+    ax.plot([lo, hi], [lo, hi], color="gray", lw=1, ls="--")
+    ax.set_xlabel("true reward")
+    ax.set_ylabel("predicted reward")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
