@@ -11,7 +11,7 @@ import torch
 from latco.model import RSSM, WorldModelConfig
 from latco.planners import Plan, PlanningError, available_planners, make_planner, planner_config
 from latco.planners.latco import LatCoConfig, LatCoPlanner, _Duals
-from latco.solver import block_tridiagonal_to_dense, chain_normal_equations
+from latco.solver import add_gram, block_tridiagonal_to_dense, chain_normal_equations
 
 
 class LinearModel:
@@ -109,7 +109,8 @@ def test_structured_normal_equations_equal_dense_autograd_ones():
     duals = _Duals(torch.rand(B, H, generator=g, dtype=torch.float64) * 5 + 0.1,
                    torch.rand(B, H, generator=g, dtype=torch.float64) * 5 + 0.1, normalize=True)
     lin = planner.linearize(model, z0, x, duals)
-    diag, lower, grad = lin.normal_equations()
+    ne = lin.normal_equations()
+    diag, lower, grad = add_gram(ne.diag, ne.gram), ne.lower, ne.grad
     wd, wa, wr = duals.weights()
 
     def residuals(xb, b):  # independent re-implementation of the three residuals, flattened

@@ -5,9 +5,13 @@ import pytest
 import scipy.optimize
 import torch
 
+from latco import _lapack
 from latco.solver import (
     DenseChainLinearization,
     add_damping,
+    add_gram,
+    block_cholesky,
+    block_cholesky_solve,
     block_tridiagonal_to_dense,
     chain_normal_equations,
     levenberg_marquardt,
@@ -211,3 +215,53 @@ def test_lm_rejects_non_finite_steps_and_raises_damping():
     dead = levenberg_marquardt(lambda x: Lin(x * np.nan, linearize(x).jac_curr, linearize(x).jac_prev),
                                x0, iterations=3)
     assert dead.failed.all()
+
+
+# ----------------------------------------------------------- Gram term, threads, fallback path
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gram_term_equals_forming_it(backend):
+    """diag_t + gram_tᵀ gram_t on the last g variables, left to the factorization, equals forming it."""
+    diag, lower, rhs, M = random_spd_system((2,), 5, 6, seed=3)
+    gram = torch.randn(2, 5, 7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    full = diag.clone()
+    full[..., 2:, 2:] += gram.mT @ gram
+    assert torch.allclose(add_gram(diag, gram), full)
+    dense_full = block_tridiagonal_to_dense(full, lower)
+    assert torch.allclose(block_tridiagonal_to_dense(diag, lower, gram), dense_full)
+    ref = torch.linalg.solve(block_tridiagonal_to_dense(full, lower), rhs.reshape(2, -1, 1))[..., 0]
+    x = solve_block_tridiagonal(diag, lower, rhs, backend=backend, gram=gram)
+    assert ((x.reshape(2, -1) - ref).norm() / ref.norm()).item() <= 1e-9
+    with pytest.raises(ValueError, match="gram must have shape"):
+        solve_block_tridiagonal(diag, lower, rhs, gram=gram[:, :3])
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 8])
+def test_two_threads_give_bitwise_the_same_factor_and_solution(T):
+    diag, lower, rhs, _ = random_spd_system((3,), T, 4, seed=T)
+    gram = torch.randn(3, T, 2, 4, dtype=torch.float64)
+    f1 = block_cholesky(diag, lower, "scipy", threads=1, gram=gram)
+    f2 = block_cholesky(diag, lower, "scipy", threads=2, gram=gram)
+    assert np.array_equal(f1.L, f2.L) and np.array_equal(f1.C, f2.C)
+    assert torch.equal(block_cholesky_solve(f1, rhs, threads=1), block_cholesky_solve(f2, rhs, threads=2))
+
+
+def test_failed_system_in_a_batch_does_not_affect_the_others():
+    diag, lower, rhs, M = random_spd_system((3,), 6, 3, seed=5)
+    bad = diag.clone()
+    bad[1, 4] = -torch.eye(3, dtype=torch.float64)  # system 1 is indefinite
+    for backend in BACKENDS:
+        factor = block_cholesky(bad, lower, backend)
+        assert factor.failed.tolist() == [False, True, False]
+        x = block_cholesky_solve(factor, rhs)
+        assert torch.isnan(x[1]).all() and torch.isfinite(x[[0, 2]]).all()
+        assert torch.allclose(x[[0, 2]], solve_block_tridiagonal(diag[[0, 2]], lower[[0, 2]], rhs[[0, 2]]))
+
+
+def test_scipy_wrapper_fallback_matches(monkeypatch):
+    """Without usable Cython BLAS pointers the solver falls back to scipy.linalg's wrappers."""
+    diag, lower, rhs, M = random_spd_system((2,), 5, 4, seed=6)
+    gram = torch.randn(2, 5, 3, 2, dtype=torch.float64)
+    expected = solve_block_tridiagonal(diag, lower, rhs, backend="scipy", gram=gram)
+    monkeypatch.setattr(_lapack, "AVAILABLE", False)
+    fallback = solve_block_tridiagonal(diag, lower, rhs, backend="scipy", gram=gram)
+    assert torch.allclose(fallback, expected, rtol=1e-10, atol=1e-12)

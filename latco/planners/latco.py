@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from latco.planners.base import LatentModel, Plan, PlanningError, check_plan_inputs, register_planner
-from latco.solver import Backend, levenberg_marquardt
+from latco.solver import Backend, NormalEquations, levenberg_marquardt
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class CollocationLinearization:
     reward: Tensor  # (B, H)    r(z_{t+1}) (for the trace)
     duals: _Duals
 
-    def normal_equations(self) -> tuple[Tensor, Tensor, Tensor]:
+    def normal_equations(self) -> NormalEquations:
         """JᵀJ blocks and Jᵀρ (float64), exploiting the residuals' structure.
 
         With w = w_dyn, per block x_t = [a_t, z_{t+1}] and Jacobians A_t = ∂μ/∂z, B_t = ∂μ/∂a,
@@ -159,43 +159,42 @@ class CollocationLinearization:
                     [−w_t² B_t,  w_t² I + w_rew² g_t g_tᵀ + w_{t+1}² A_{t+1}ᵀA_{t+1}]]
           lower_t = [[0,  w_{t+1}² B_{t+1}ᵀ A_{t+1}], [0, −w_{t+1}² A_{t+1}]]
           grad_t  = [−w_t B_tᵀ ρᵈ_t + w_act N_t ρᵃ_t,  w_t ρᵈ_t + w_rew g_t ρʳ_t − w_{t+1} A_{t+1}ᵀ ρᵈ_{t+1}]
-        The only d³ work is A_{t+1}ᵀA_{t+1}; identity, diagonal and rank-one blocks are written directly.
+        The one O(F³) product per block, w²AᵀA + w_rew² g gᵀ, is passed unformed as the Gram factor
+        G_t = [w_{t+1} A_{t+1}; w_rew g_tᵀ] ((F+1) × F): the block Cholesky forms G_tᵀG_t in float64
+        (``dsyrk``) on two cores. Identity, diagonal and rank-one blocks are written directly.
         """
         wd, wa, wr = self.duals.weights()
         B, H, Fz = self.dyn.shape
         A = self.act.shape[-1]
         d = A + Fz
         f64 = dict(dtype=torch.float64, device=self.dyn.device)
-        ja, jz = self.ja.to(torch.float64), self.jz
-        wd2 = wd**2
+        gram = torch.empty(B, H, Fz + 1, Fz, **f64)
+        wA = gram[:, :-1, :Fz]  # w_{t+1} A_{t+1}, t = 0 .. H-2 (the Jacobians come in the model's dtype)
+        torch.mul(self.jz[:, 1:], wd[:, 1:, None, None], out=wA)
+        gram[:, -1, :Fz] = 0
+        gram[:, :, Fz] = wr[:, None, None] * self.rew_grad
         diag = torch.zeros(B, H, d, d, **f64)
-        lower = torch.zeros(B, max(H - 1, 0), d, d, **f64)
-        grad = torch.empty(B, H, d, **f64)
-        rho_d = wd[..., None] * self.dyn.to(torch.float64)  # (B, H, F) weighted dynamics residual
-        # action-action block: w² BᵀB + diag(w_act² N²)
-        diag[..., :A, :A] = wd2[..., None, None] * (ja.mT @ ja)
+        diag[..., A:, A:].diagonal(dim1=-2, dim2=-1).copy_((wd**2)[..., None].expand(B, H, Fz))
+        # action rows/columns: w² BᵀB + diag(w_act² N²) and −w² B (all small)
+        wB = wd[..., None, None] * self.ja  # (B, H, F, A) float64
+        diag[..., :A, :A] = wB.mT @ wB
         diag[..., :A, :A].diagonal(dim1=-2, dim2=-1).add_((wa[..., None] * self.act_grad) ** 2)
-        diag[..., A:, :A] = -wd2[..., None, None] * ja
+        diag[..., A:, :A] = -wd[..., None, None] * wB
         diag[..., :A, A:] = diag[..., A:, :A].mT
-        zz = diag[..., A:, A:]
-        g = self.rew_grad.to(torch.float64)
-        zz += (wr[:, None, None, None] ** 2) * (g[..., :, None] * g[..., None, :])
-        if H > 1:
-            jz1 = jz[:, 1:]  # A_{t+1}, in the model's dtype for the one O(F³) product
-            w1 = wd2[:, 1:, None, None]
-            zz[:, :-1] += w1 * (jz1.mT @ jz1).to(torch.float64)
-            jz1 = jz1.to(torch.float64)
-            lower[..., A:, A:] = -w1 * jz1
-            lower[..., :A, A:] = w1 * (ja[:, 1:].mT @ jz1)
-        zz.diagonal(dim1=-2, dim2=-1).add_(wd2[..., None])
-        grad[..., :A] = -(ja.mT @ (wd[..., None] * rho_d)[..., None])[..., 0]
-        grad[..., :A] += (wa[..., None] * self.act_grad) * (wa[..., None] * self.act.to(torch.float64))
-        rho_r = wr[:, None] * self.rew.to(torch.float64)  # (B, H) weighted reward residual
-        grad[..., A:] = wd[..., None] * rho_d + wr[:, None, None] * g * rho_r[..., None]
-        if H > 1:
-            back = (jz[:, 1:].to(torch.float64).mT @ (wd[:, 1:, None] * rho_d[:, 1:])[..., None])[..., 0]
-            grad[:, :-1, A:] -= back
-        return diag, lower, grad
+        # lower blocks: [[0, w² BᵀA], [0, −w² A]] at (t+1, t)
+        lower = torch.empty(B, H - 1, d, d, **f64)
+        lower[..., :A] = 0
+        torch.mul(wA, -wd[:, 1:, None, None], out=lower[..., A:, A:])
+        lower[..., :A, A:] = wB[:, 1:].mT @ wA
+        # gradient Jᵀρ
+        rho_d = wd[..., None] * self.dyn  # weighted dynamics residual (B, H, F), float64
+        rho_r = wr[:, None] * self.rew  # weighted reward residual (B, H)
+        grad = torch.empty(B, H, d, **f64)
+        grad[..., :A] = -(wB.mT @ rho_d[..., None])[..., 0]
+        grad[..., :A] += (wa[..., None] * self.act_grad) * (wa[..., None] * self.act)
+        grad[..., A:] = wd[..., None] * rho_d + wr[:, None, None] * self.rew_grad * rho_r[..., None]
+        grad[:, :-1, A:] -= torch.einsum("bhij,bhi->bhj", wA, rho_d[:, 1:])
+        return NormalEquations(diag, lower, grad, gram)
 
     def residuals(self) -> Tensor:
         """(B, H, F + A + 1) the weighted residuals ρ_t = [ρᵈ_t, ρᵃ_t, ρʳ_t] (float64)."""
@@ -208,10 +207,15 @@ class CollocationLinearization:
         return 0.5 * self.residuals().pow(2).sum((1, 2))
 
     def finite(self) -> Tensor:
+        # one summing pass per tensor: NaN and Inf propagate through sums
         parts = (self.dyn, self.jz, self.ja, self.rew, self.rew_grad, self.reward)
-        return torch.stack([torch.isfinite(p).flatten(1).all(1) for p in parts], 1).all(1)
+        return torch.stack([p.flatten(1).sum(1, dtype=torch.float64).isfinite() for p in parts], 1).all(1)
 
     def select(self, mask: Tensor, other: CollocationLinearization) -> CollocationLinearization:
+        if bool(mask.all()):
+            return other
+        if not bool(mask.any()):
+            return self
         def pick(a: Tensor, b: Tensor) -> Tensor:
             return torch.where(mask.reshape(-1, *([1] * (a.dim() - 1))), b, a)
 

@@ -1,0 +1,117 @@
+"""Raw BLAS/LAPACK calls (float64) that release the GIL, for the CPU block Cholesky in ``latco.solver``.
+
+scipy publishes the function pointers of its bundled BLAS/LAPACK for Cython users
+(``scipy.linalg.cython_blas`` / ``cython_lapack``); we call them through ``ctypes``, which releases the
+GIL during each call — unlike ``scipy.linalg.blas``/``lapack``, whose wrappers hold it. That lets two
+threads factor the two halves of a block-tridiagonal chain at the same time (NOTES: 2 cores).
+Matrices are given as raw addresses of column-major (Fortran) storage with a leading dimension.
+``AVAILABLE`` is False (and ``latco.solver`` falls back to the scipy wrappers, one thread) if the
+pointers cannot be loaded or fail the self-check.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+_P = ctypes.c_void_p
+_C = ctypes.c_char_p
+_I = ctypes.POINTER(ctypes.c_int)
+_D = ctypes.POINTER(ctypes.c_double)
+
+_SIGNATURES = {  # Fortran BLAS/LAPACK: every argument by reference
+    ("lapack", "dpotrf"): (_C, _I, _P, _I, _I),  # uplo, n, a, lda, info
+    ("blas", "dtrsm"): (_C, _C, _C, _C, _I, _I, _D, _P, _I, _P, _I),  # side uplo ta diag m n α a lda b ldb
+    ("blas", "dsyrk"): (_C, _C, _I, _I, _D, _P, _I, _D, _P, _I),  # uplo trans n k alpha a lda beta c ldc
+    ("blas", "dgemv"): (_C, _I, _I, _D, _P, _I, _P, _I, _D, _P, _I),  # trans m n α a lda x incx β y incy
+    ("blas", "dtrsv"): (_C, _C, _C, _I, _P, _I, _P, _I),  # uplo trans diag n a lda x incx
+}
+
+
+def _load() -> dict[str, ctypes._CFuncPtr]:
+    import scipy.linalg.cython_blas as cython_blas
+    import scipy.linalg.cython_lapack as cython_lapack
+
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    funcs = {}
+    for (lib, name), argtypes in _SIGNATURES.items():
+        capsule = (cython_lapack if lib == "lapack" else cython_blas).__pyx_capi__[name]
+        signature = get_name(capsule)
+        if b"int *" not in signature or b"long" in signature:  # we pass 32-bit Fortran integers
+            raise ImportError(f"unexpected signature of {name}: {signature!r}")
+        # CFUNCTYPE (not PYFUNCTYPE): ctypes releases the GIL for the duration of the call
+        funcs[name] = ctypes.CFUNCTYPE(None, *argtypes)(get_pointer(capsule, signature))
+    return funcs
+
+
+_INTS: dict[int, ctypes.c_int] = {}
+_DOUBLES: dict[float, ctypes.c_double] = {}
+
+
+def _i(v: int) -> ctypes.c_int:
+    """A shared read-only c_int (created once per value; safe to pass from several threads)."""
+    if v not in _INTS:
+        _INTS[v] = ctypes.c_int(v)
+    return _INTS[v]
+
+
+def _d(v: float) -> ctypes.c_double:
+    if v not in _DOUBLES:
+        _DOUBLES[v] = ctypes.c_double(v)
+    return _DOUBLES[v]
+
+
+def potrf_lower(a: int, n: int, lda: int) -> int:
+    """In place: lower triangle of the column-major n×n matrix at ``a`` := its Cholesky factor L."""
+    info = ctypes.c_int(0)
+    _F["dpotrf"](b"L", ctypes.byref(_i(n)), a, ctypes.byref(_i(lda)), ctypes.byref(info))
+    return info.value
+
+
+def trsm(side: bytes, trans: bytes, m: int, n: int, a: int, lda: int, b: int, ldb: int) -> None:
+    """In place: B (m×n at ``b``) := op(L)⁻¹ B (side b"L") or B op(L)⁻¹ (side b"R"), L lower at ``a``."""
+    _F["dtrsm"](side, b"L", trans, b"N", ctypes.byref(_i(m)), ctypes.byref(_i(n)), ctypes.byref(_d(1.0)),
+                a, ctypes.byref(_i(lda)), b, ctypes.byref(_i(ldb)))
+
+
+def syrk_lower(trans: bytes, n: int, k: int, alpha: float, a: int, lda: int, c: int, ldc: int) -> None:
+    """In place: lower(C) += alpha·A Aᵀ (trans b"N", A n×k) or alpha·Aᵀ A (trans b"T", A k×n)."""
+    _F["dsyrk"](b"L", trans, ctypes.byref(_i(n)), ctypes.byref(_i(k)), ctypes.byref(_d(alpha)), a,
+                ctypes.byref(_i(lda)), ctypes.byref(_d(1.0)), c, ctypes.byref(_i(ldc)))
+
+
+def gemv_sub(trans: bytes, m: int, n: int, a: int, lda: int, x: int, y: int) -> None:
+    """In place: y −= op(A) x, A m×n column-major at ``a``."""
+    _F["dgemv"](trans, ctypes.byref(_i(m)), ctypes.byref(_i(n)), ctypes.byref(_d(-1.0)), a,
+                ctypes.byref(_i(lda)), x, ctypes.byref(_i(1)), ctypes.byref(_d(1.0)), y, ctypes.byref(_i(1)))
+
+
+def trsv_lower(trans: bytes, n: int, a: int, lda: int, x: int) -> None:
+    """In place: x := op(L)⁻¹ x, L lower triangular n×n at ``a``."""
+    _F["dtrsv"](b"L", trans, b"N", ctypes.byref(_i(n)), a, ctypes.byref(_i(lda)), x, ctypes.byref(_i(1)))
+
+
+def _self_check() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 5))
+    S = np.asfortranarray(X @ X.T + 5 * np.eye(5))
+    L = S.copy(order="F")
+    if potrf_lower(L.ctypes.data, 5, 5) != 0 or not np.allclose(np.tril(L), np.linalg.cholesky(S)):
+        raise ImportError("dpotrf self-check failed")
+    C = np.zeros((5, 5), order="F")
+    syrk_lower(b"N", 5, 5, 1.0, S.ctypes.data, 5, C.ctypes.data, 5)
+    if not np.allclose(np.tril(C), np.tril(S @ S.T)):
+        raise ImportError("dsyrk self-check failed")
+
+
+try:
+    _F = _load()
+    _self_check()
+    AVAILABLE = True
+except Exception:  # pragma: no cover - depends on the scipy build
+    _F = {}
+    AVAILABLE = False
