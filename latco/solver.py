@@ -51,7 +51,8 @@ class BlockCholesky:
     is the ordinary Cholesky factor of M with its blocks reordered (0, …, k-1, T-1, …, k+1, k), so it
     costs the same O(T·d³) — but its two halves are independent and run on two cores at once.
     ``L`` (B, T, d, d) holds the triangular factors and ``C`` (B, T-1, d, d) the off-diagonal factor
-    blocks, both as C-ordered numpy arrays read by LAPACK as column-major (so ``L[b, t].T`` is L_t).
+    blocks, both as C-ordered numpy arrays read by LAPACK as column-major (so ``L[b, t].T`` is L_t);
+    non-finite inputs are not screened (they show up as non-finite solutions).
     "torch" backend: the forward recursion (split = T-1) in batched torch.linalg: ``L`` (B, T, d, d)
     = L_t, ``C`` (B, T-1, d, d) = C_tᵀ. ``failed`` (B,) marks systems whose factorization broke down
     (not positive definite or not finite); their solutions come out NaN.
@@ -214,7 +215,9 @@ def _block_cholesky_scipy(diag: Tensor, lower: Tensor, gram: Tensor | None, batc
     D = _as_f64_numpy(diag, (B, T, d, d), copy=not overwrite)
     E = _as_f64_numpy(lower, (B, T - 1, d, d), copy=not overwrite)
     G = None if gram is None else _as_f64_numpy(gram, (B, T, *gram.shape[-2:]), copy=False)
-    failed = _not_finite(D, E, G)
+    # Non-finite inputs are not screened here (a pass over every block): they either stop dpotrf
+    # or come out as a non-finite solution, which callers check (the LM loop rejects such steps).
+    failed = np.zeros(B, dtype=bool)
     k = T // 2
     todo = [b for b in range(B) if not failed[b]]
     Gb = [None] * B if G is None else G
@@ -417,11 +420,13 @@ def solve_block_tridiagonal(diag: Tensor, lower: Tensor, rhs: Tensor, backend: B
     if tuple(rhs.shape) != (*diag.shape[:-3], T, d):
         raise ValueError(f"rhs must have shape {(*diag.shape[:-3], T, d)}, got {tuple(rhs.shape)}")
     factor = block_cholesky(diag, lower, backend, gram=gram)
-    if factor.failed.any():
+    x = block_cholesky_solve(factor, rhs)
+    failed = factor.failed | ~torch.isfinite(x.reshape(-1, T * d)).all(1).cpu().numpy()
+    if failed.any():
         raise np.linalg.LinAlgError(
-            f"block Cholesky failed for {int(factor.failed.sum())} of {factor.failed.size} systems: "
+            f"block Cholesky failed for {int(failed.sum())} of {failed.size} systems: "
             "the matrix is not positive definite or has non-finite entries")
-    return block_cholesky_solve(factor, rhs)
+    return x
 
 
 def block_tridiagonal_to_dense(diag: Tensor, lower: Tensor, gram: Tensor | None = None) -> Tensor:

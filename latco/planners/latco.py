@@ -207,9 +207,10 @@ class CollocationLinearization:
         return 0.5 * self.residuals().pow(2).sum((1, 2))
 
     def finite(self) -> Tensor:
-        # one summing pass per tensor: NaN and Inf propagate through sums
+        # one summing pass per tensor: NaN and Inf propagate through sums (an overflow of the sum
+        # itself would need entries ~1e33 and only makes the step be rejected)
         parts = (self.dyn, self.jz, self.ja, self.rew, self.rew_grad, self.reward)
-        return torch.stack([p.flatten(1).sum(1, dtype=torch.float64).isfinite() for p in parts], 1).all(1)
+        return torch.stack([p.flatten(1).sum(1).isfinite() for p in parts], 1).all(1)
 
     def select(self, mask: Tensor, other: CollocationLinearization) -> CollocationLinearization:
         if bool(mask.all()):
