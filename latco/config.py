@@ -29,6 +29,26 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class OnlineConfig:
+    """Online training (Algorithm 1): seed data, then alternate acting with the planner and training."""
+
+    seed_episodes: int
+    """Episodes of uniformly random actions collected before the first plan (authors: 5000 steps)."""
+    episodes: int
+    """Episodes collected with the planner (plus exploration noise) after the seed data."""
+    initial_train_steps: int
+    """Gradient steps on the seed data before the first planner episode."""
+    train_steps_per_episode: int
+    """Gradient steps after each collected episode (authors: 15 per 150 env steps)."""
+    explore_noise: float
+    """Std of the Gaussian noise added to executed actions while collecting (paper: 0.3)."""
+    eval_every: int
+    """Evaluate the agent (no noise) after every this many collected episodes."""
+    eval_episodes: int
+    """Episodes per evaluation."""
+
+
+@dataclass(frozen=True)
 class Profile:
     """All budgets of one profile."""
 
@@ -39,6 +59,8 @@ class Profile:
     """World-model optimization."""
     data: DataConfig
     """Offline data collection."""
+    online: OnlineConfig
+    """Online training (Table 1)."""
 
 
 PROFILES: dict[str, Profile] = {
@@ -48,6 +70,9 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(steps=100_000, batch=50, length=50),
         # the paper pre-collects 200K oracle steps per task (App. "Offline training")
         data=DataConfig(episodes=2000, noise=0.3, heldout=20),
+        # ~24 h per agent in the paper; 5000 prefill steps and 15 gradient steps per 150 env steps
+        online=OnlineConfig(seed_episodes=40, episodes=2000, initial_train_steps=5000,
+                            train_steps_per_episode=100, explore_noise=0.3, eval_every=50, eval_episodes=20),
     ),
     "quick": Profile(
         name="quick",
@@ -56,6 +81,8 @@ PROFILES: dict[str, Profile] = {
         ),
         train=TrainConfig(steps=3000, batch=16, length=32, checkpoint_every=250),
         data=DataConfig(episodes=100, noise=0.3, heldout=10),
+        online=OnlineConfig(seed_episodes=20, episodes=30, initial_train_steps=1500,
+                            train_steps_per_episode=50, explore_noise=0.3, eval_every=10, eval_episodes=10),
     ),
     "smoke": Profile(
         name="smoke",
@@ -64,6 +91,8 @@ PROFILES: dict[str, Profile] = {
         ),
         train=TrainConfig(steps=10, batch=4, length=8, checkpoint_every=5, log_every=5),
         data=DataConfig(episodes=3, noise=0.3, heldout=2),
+        online=OnlineConfig(seed_episodes=2, episodes=2, initial_train_steps=4,
+                            train_steps_per_episode=2, explore_noise=0.3, eval_every=1, eval_episodes=1),
     ),
 }
 

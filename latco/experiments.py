@@ -13,9 +13,15 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
 from latco import data, envs
+from latco.agent import evaluate, run_episode
 from latco.config import Profile, world_model_config
 from latco.model import RSSM
+from latco.planners import make_planner
 from latco.replay import Replay
 from latco.train import train_world_model
 
@@ -60,3 +66,97 @@ def world_model_for_task(
     length = min(train_cfg.length, min(len(e.images) for e in episodes))
     replay = Replay(episodes, length=length, seed=seed)
     return train_world_model(cfg, replay, run_dir, train_cfg, device=device)
+
+
+class RandomPolicy:
+    """Uniformly random actions in [-1, 1]^A (the seed episodes of online training)."""
+
+    def __init__(self, action_size: int) -> None:
+        self.action_size = action_size
+        self._rng = np.random.default_rng()
+
+    def reset(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        return self._rng.uniform(-1, 1, self.action_size).astype(np.float32)
+
+
+ONLINE_EVAL_SEED = 2_000_000
+"""Evaluation episodes of online runs start from these seeds, the same for every planner."""
+
+
+def online_training(
+    task: str,
+    planner: str,
+    profile: Profile,
+    run_dir: str | os.PathLike,
+    seed: int = 0,
+    device: str | None = None,
+    **planner_overrides: object,
+) -> pd.DataFrame:
+    """Algorithm 1: seed data, then repeat {act with the planner + noise; train the model}.
+
+    Everything lives in ``run_dir``: ``episodes/`` (seed episodes first, then one per
+    iteration, each saved before the model trains on it), ``model/`` (checkpoint and metrics),
+    ``eval_<k>/`` per evaluation and ``evaluations.csv``. A killed run resumes from the episodes
+    on disk and the last checkpoint; no episode is lost or collected twice.
+    Returns the evaluation table (one row per evaluation: episodes collected, success rate, …).
+    """
+    cfg, run_dir = profile.online, Path(run_dir)
+    spec = envs.task_spec(task)
+    size = profile.world_model.image_size
+    episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
+    data.collect(task, RandomPolicy(spec.action_size), cfg.seed_episodes, episodes_dir, seed, size)
+    episodes = data.load_episodes(episodes_dir)
+    model_cfg = world_model_config(profile, spec.action_size)
+    length = min(profile.train.length, spec.t_tot + 1)
+    replay = Replay(episodes, length=length, seed=seed)
+
+    def train(total_steps: int) -> RSSM:
+        train_cfg = replace(profile.train, steps=total_steps, seed=seed)
+        return train_world_model(model_cfg, replay, model_dir, train_cfg, device=device, progress=False)
+
+    agent = make_planner(planner, **planner_overrides)
+
+    def evaluate_if_due(collected: int, model: RSSM) -> None:
+        """Evaluate after every eval_every-th episode (resumes a half-finished evaluation)."""
+        if collected > 0 and (collected % cfg.eval_every == 0 or collected == cfg.episodes):
+            evaluate(model, agent, task, cfg.eval_episodes, seed=ONLINE_EVAL_SEED,
+                     out_dir=run_dir / f"eval_{collected:04d}", progress=False)
+
+    # Each iteration k: collect episode k (saved at once) -> train -> evaluate if due. After a
+    # crash, the episodes on disk say how far the run got; training and evaluation resume.
+    done = max(len(episodes) - cfg.seed_episodes, 0)
+    model = train(cfg.initial_train_steps + done * cfg.train_steps_per_episode)
+    evaluate_if_due(done, model)
+    env = envs.make_env(task, seed=seed, image_size=size)
+    try:
+        for k in tqdm(range(done, cfg.episodes), desc=f"online {task} {planner}", unit="ep",
+                      initial=done, total=cfg.episodes):
+            index = cfg.seed_episodes + k
+            result = run_episode(env, model, agent, seed=seed + index, explore_noise=cfg.explore_noise)
+            data.save_episode(data.episode_path(episodes_dir, index), result.episode)
+            replay.add(result.episode)
+            model = train(cfg.initial_train_steps + (k + 1) * cfg.train_steps_per_episode)
+            evaluate_if_due(k + 1, model)
+    finally:
+        env.close()
+    return online_evaluations(run_dir)
+
+
+def online_evaluations(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per finished evaluation of an online run: episodes collected, success, return."""
+    rows = []
+    for folder in sorted(Path(run_dir).glob("eval_*")):
+        table = pd.read_json(folder / "rows.jsonl", lines=True) if (folder / "rows.jsonl").exists() else None
+        if table is None or table.empty:
+            continue
+        rows.append({
+            "episodes_collected": int(folder.name.split("_")[1]),
+            "success": table["success"].mean(),
+            "return": table["return"].mean(),
+            "final_distance": table["final_distance"].mean(),
+            "eval_episodes": len(table),
+        })
+    return pd.DataFrame(rows)
