@@ -10,6 +10,7 @@ Numbers that differ from the paper are listed in the README next to the results 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from latco.model import WorldModelConfig
@@ -26,6 +27,9 @@ class DataConfig:
     """Std of the Gaussian noise added to the oracle's actions (diversifies the data)."""
     heldout: int
     """Extra episodes, with another seed, kept out of training to evaluate the model."""
+    random_episodes: int
+    """Episodes of uniformly random actions added to the training data. Without them the model
+    never sees the oracle fail (e.g. hit Obstacle's wall) and planners exploit that blind spot."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class Profile:
     """Offline data collection."""
     online: OnlineConfig
     """Online training (Table 1)."""
+    eval_fraction: float
+    """Evaluation episodes as a fraction of the paper's (100 Obstacle, 20 Reach/Push), rounded up."""
 
 
 PROFILES: dict[str, Profile] = {
@@ -69,10 +75,11 @@ PROFILES: dict[str, Profile] = {
         world_model=WorldModelConfig(),  # 64 px, depth 32, stoch 30, deter 200, hidden 200, reward 2x400
         train=TrainConfig(steps=100_000, batch=50, length=50),
         # the paper pre-collects 200K oracle steps per task (App. "Offline training")
-        data=DataConfig(episodes=2000, noise=0.3, heldout=20),
+        data=DataConfig(episodes=2000, noise=0.3, heldout=20, random_episodes=500),
         # ~24 h per agent in the paper; 5000 prefill steps and 15 gradient steps per 150 env steps
         online=OnlineConfig(seed_episodes=40, episodes=2000, initial_train_steps=5000,
                             train_steps_per_episode=100, explore_noise=0.3, eval_every=50, eval_episodes=20),
+        eval_fraction=1.0,
     ),
     "quick": Profile(
         name="quick",
@@ -80,9 +87,10 @@ PROFILES: dict[str, Profile] = {
             image_size=32, depth=8, stoch=16, deter=64, hidden=128, reward_hidden=128
         ),
         train=TrainConfig(steps=3000, batch=16, length=32, checkpoint_every=250),
-        data=DataConfig(episodes=100, noise=0.3, heldout=10),
+        data=DataConfig(episodes=100, noise=0.3, heldout=10, random_episodes=50),
         online=OnlineConfig(seed_episodes=20, episodes=30, initial_train_steps=1500,
                             train_steps_per_episode=50, explore_noise=0.3, eval_every=10, eval_episodes=10),
+        eval_fraction=0.5,
     ),
     "smoke": Profile(
         name="smoke",
@@ -90,9 +98,10 @@ PROFILES: dict[str, Profile] = {
             image_size=32, depth=4, stoch=4, deter=8, hidden=16, reward_hidden=16
         ),
         train=TrainConfig(steps=10, batch=4, length=8, checkpoint_every=5, log_every=5),
-        data=DataConfig(episodes=3, noise=0.3, heldout=2),
+        data=DataConfig(episodes=3, noise=0.3, heldout=2, random_episodes=1),
         online=OnlineConfig(seed_episodes=2, episodes=2, initial_train_steps=4,
                             train_steps_per_episode=2, explore_noise=0.3, eval_every=1, eval_episodes=1),
+        eval_fraction=0.02,
     ),
 }
 
@@ -105,6 +114,11 @@ def get_profile(name: str = DEFAULT_PROFILE) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
+
+
+def eval_episodes(profile: Profile, task_eval_episodes: int) -> int:
+    """Evaluation episodes for a task whose paper count is ``task_eval_episodes`` (at least 1)."""
+    return max(1, math.ceil(profile.eval_fraction * task_eval_episodes))
 
 
 def world_model_config(profile: Profile, action_size: int) -> WorldModelConfig:

@@ -19,35 +19,58 @@ from tqdm.auto import tqdm
 
 from latco import data, envs
 from latco.agent import evaluate, run_episode
-from latco.config import Profile, world_model_config
+from latco.config import Profile, eval_episodes, world_model_config
 from latco.model import RSSM
 from latco.planners import make_planner
 from latco.replay import Replay
-from latco.train import train_world_model
+from latco.train import load_model, train_world_model
 
 HELDOUT_SEED_OFFSET = 1_000_000
 """Held-out episodes use seeds far from the training ones, so no start state is shared."""
+RANDOM_SEED_OFFSET = 4_000_000
+"""Random-action episodes of the offline data use these seeds."""
+
+
+class RandomPolicy:
+    """Uniformly random actions in [-1, 1]^A (the seed episodes of online training)."""
+
+    def __init__(self, action_size: int) -> None:
+        self.action_size = action_size
+        self._rng = np.random.default_rng()
+
+    def reset(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        return self._rng.uniform(-1, 1, self.action_size).astype(np.float32)
 
 
 def oracle_data(
     task: str, profile: Profile, data_dir: str | os.PathLike, seed: int = 0
 ) -> dict[str, list[data.Episode]]:
-    """Noisy-oracle episodes for ``task`` at the profile's size: ``train`` and ``heldout`` splits.
+    """Offline data for ``task`` at the profile's size: ``train`` and ``heldout`` episode lists.
 
-    Stored under ``data_dir/train`` and ``data_dir/heldout``; existing episodes are reused.
+    ``train`` = noisy-oracle episodes (``data_dir/train``) plus uniformly random ones
+    (``data_dir/random``), so the model also sees failures; ``heldout`` = noisy-oracle episodes
+    with other seeds (``data_dir/heldout``). Existing episodes are reused.
     """
     data_dir = Path(data_dir)
     size = profile.world_model.image_size
+    action_size = envs.task_spec(task).action_size
+    noisy_oracle = envs.oracle(task, noise=profile.data.noise)
     splits = {
-        "train": (profile.data.episodes, seed),
-        "heldout": (profile.data.heldout, seed + HELDOUT_SEED_OFFSET),
+        "train": (noisy_oracle, profile.data.episodes, seed),
+        "random": (RandomPolicy(action_size), profile.data.random_episodes, seed + RANDOM_SEED_OFFSET),
+        "heldout": (noisy_oracle, profile.data.heldout, seed + HELDOUT_SEED_OFFSET),
     }
     out = {}
-    for split, (count, split_seed) in splits.items():
-        policy = envs.oracle(task, noise=profile.data.noise)
+    for split, (policy, count, split_seed) in splits.items():
+        if count == 0:
+            out[split] = []
+            continue
         data.collect(task, policy, count, data_dir / split, seed=split_seed, image_size=size)
         out[split] = data.load_episodes(data_dir / split)[:count]
-    return out
+    return {"train": out["train"] + out["random"], "heldout": out["heldout"]}
 
 
 def world_model_for_task(
@@ -68,18 +91,27 @@ def world_model_for_task(
     return train_world_model(cfg, replay, run_dir, train_cfg, device=device)
 
 
-class RandomPolicy:
-    """Uniformly random actions in [-1, 1]^A (the seed episodes of online training)."""
+OFFLINE_EVAL_SEED = 3_000_000
+"""Evaluation episodes of the offline experiment start from these seeds, the same for every planner."""
 
-    def __init__(self, action_size: int) -> None:
-        self.action_size = action_size
-        self._rng = np.random.default_rng()
 
-    def reset(self, seed: int | None = None) -> None:
-        self._rng = np.random.default_rng(seed)
+def offline_evaluation(
+    task: str,
+    planner: str,
+    profile: Profile,
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    device: str | None = None,
+    **planner_overrides: object,
+) -> pd.DataFrame:
+    """Table 2: evaluate ``planner`` with the world model trained offline in ``model_dir``.
 
-    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
-        return self._rng.uniform(-1, 1, self.action_size).astype(np.float32)
+    Every planner sees the same model and the same start states; resumable through ``out_dir``.
+    """
+    model = load_model(model_dir, device=device)
+    episodes = eval_episodes(profile, envs.task_spec(task).eval_episodes)
+    agent = make_planner(planner, **planner_overrides)
+    return evaluate(model, agent, task, episodes, seed=OFFLINE_EVAL_SEED, out_dir=out_dir)
 
 
 ONLINE_EVAL_SEED = 2_000_000
