@@ -1,0 +1,198 @@
+"""Seconds per 30-step LatCo plan at paper settings, and where each LM iteration spends its time.
+
+Usage: python benchmarks/planning_time.py [--horizon 30] [--iterations 200] [--repeats 3]
+                                          [--threads 1 2] [--rounds 7]
+
+Model: a paper-sized RSSM (stoch 30, deter 200, hidden 200, reward MLP 2×400) with random weights,
+so d = A + F = 234 variables per time step. The paper reports 14 s per 30-step LatCo plan on an
+RTX 2080 Ti (App. B). Part 1 times each piece of one LM iteration, alternatives side by side, in
+interleaved rounds (medians: the CPU may be shared). Part 2 times whole plans; the slow
+configurations (torch.func Jacobian, torch.linalg factorization) are timed over a few iterations
+and scaled to the full plan. ``--threads`` are torch intra-op thread counts to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+# isort: off
+import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy and torch load)
+# isort: on
+import numpy as np
+import torch
+
+from latco.model import RSSM, WorldModelConfig
+from latco.planners import make_planner
+from latco.planners.latco import CollocationLinearization, _Duals, dynamics_jacobian, reward_and_grad
+from latco.solver import (
+    add_damping,
+    add_gram,
+    block_cholesky,
+    block_cholesky_solve,
+    chain_normal_equations,
+)
+
+
+def paper_model(action_size: int = 4, seed: int = 0) -> RSSM:
+    """The paper-sized RSSM with random weights, frozen."""
+    torch.manual_seed(seed)
+    model = RSSM(WorldModelConfig(action_size=action_size)).eval()
+    model.requires_grad_(False)
+    return model
+
+
+def median_ms(fns: dict[str, Callable[[], object]], rounds: int, inner: int = 3) -> dict[str, float]:
+    """Median wall time (ms) of each function, measured in interleaved rounds after a warm-up."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for f in fns.values():
+        f()
+    for _ in range(rounds):
+        for k, f in fns.items():
+            for _ in range(inner):
+                t = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t)
+    return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+
+
+def dense_jacobian_blocks(lin: CollocationLinearization):
+    """The per-step residual Jacobian blocks (m = F + A + 1 rows × d) a generic chain solver needs:
+    the 'before' of the structured assembly."""
+    wd, wa, wr = lin.duals.weights()
+    B, H, Fz = lin.dyn.shape
+    A = lin.act.shape[-1]
+    dt = lin.jz.dtype
+    jc = torch.zeros(B, H, Fz + A + 1, Fz + A, dtype=dt)
+    jp = torch.zeros_like(jc)
+    jc[..., :Fz, :A] = -wd[..., None, None].to(dt) * lin.ja
+    jc[..., :Fz, A:] = wd[..., None, None].to(dt) * torch.eye(Fz, dtype=dt)
+    jc[..., Fz:Fz + A, :A] = torch.diag_embed(wa[..., None].to(dt) * lin.act_grad)
+    jc[..., -1, A:] = wr[:, None, None].to(dt) * lin.rew_grad
+    jp[:, 1:, :Fz, A:] = -wd[:, 1:, None, None].to(dt) * lin.jz[:, 1:]
+    return lin.residuals().to(dt), jc, jp
+
+
+def gram_formed_in_float32(lin: CollocationLinearization):
+    """The structured assembly with the Gram term G_tᵀG_t formed by a batched float32 product
+    and copied into the float64 blocks (an intermediate version, kept for comparison)."""
+    ne = lin.normal_equations()
+    g = ne.gram.shape[-1]
+    G = ne.gram.float()
+    ne.diag[..., -g:, -g:] += G.mT @ G
+    return ne
+
+
+def iteration_breakdown(model: RSSM, horizon: int, rounds: int) -> dict[str, float]:
+    planner = make_planner("latco")
+    A, Fz = model.action_size, model.feature_size
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(Fz, generator=g)
+    x = torch.randn(1, horizon, A + Fz, generator=g)
+    ones = torch.ones(1, horizon, dtype=torch.float64)
+    duals = _Duals(ones, ones.clone(), True)
+    a, z_next = x[..., :A], x[..., A:]
+    z_prev = torch.cat([z0.expand(1, 1, -1), z_next[:, :-1]], 1)
+    with torch.no_grad():
+        lin = planner.linearize(model, z0, x, duals)
+        ne = lin.normal_equations()
+        D, L, G = add_damping(ne.diag, 1e-3), ne.lower, ne.gram
+        residual, jc, jp = dense_jacobian_blocks(lin)
+        factor = block_cholesky(D, L, "scipy", gram=G)
+        factor_torch = block_cholesky(add_gram(D, G), L, "torch")
+        jac = median_ms({
+            "analytic (model.predict_mean_jacobian)": lambda: dynamics_jacobian(model, z_prev, a, "analytic"),
+            "torch.func vmap(jacrev)": lambda: dynamics_jacobian(model, z_prev, a, "autograd"),
+        }, rounds)
+        rest = median_ms({
+            "predict_mean, reward, ∂r/∂z (one backward)": lambda: (model.predict_mean(z_prev, a),
+                                                                  reward_and_grad(model, z_next)),
+        }, rounds)
+        assembly = median_ms({
+            "structured, Gram term left to the factorization": lin.normal_equations,
+            "structured, Gram term by float32 bmm + copy": lambda: gram_formed_in_float32(lin),
+            "generic: products of dense m×d Jacobian blocks": lambda: chain_normal_equations(residual, jc,
+                                                                                              jp),
+        }, rounds)
+        factorization = median_ms({
+            "LAPACK, twisted, 2 threads": lambda: block_cholesky(D, L, "scipy", threads=2, gram=G),
+            "LAPACK, twisted, 1 thread": lambda: block_cholesky(D, L, "scipy", threads=1, gram=G),
+            "torch.linalg, forward recursion": lambda: block_cholesky(add_gram(D, G), L, "torch"),
+        }, rounds)
+        solve = median_ms({
+            "LAPACK, 2 threads": lambda: block_cholesky_solve(factor, ne.grad, threads=2),
+            "LAPACK, 1 thread": lambda: block_cholesky_solve(factor, ne.grad, threads=1),
+            "torch.linalg": lambda: block_cholesky_solve(factor_torch, ne.grad),
+        }, rounds)
+    print(f"\nOne LM iteration, H = {horizon}, d = {A + Fz}, torch threads = {torch.get_num_threads()} "
+          f"(median ms, {rounds} interleaved rounds)")
+    tables = {"dynamics Jacobian": jac, "rest of the model evaluation": rest,
+              "assembly of the JᵀJ blocks and Jᵀρ": assembly,
+              "float64 block Cholesky (incl. the Gram term)": factorization,
+              "substitution (forward + backward)": solve}
+    for title, table in tables.items():
+        print(f"  {title}")
+        for name, ms in table.items():
+            print(f"    {name:<52s} {ms:8.1f} ms")
+    names = ("Jacobian", "model rest", "assembly", "factorization", "solve")
+    parts = {name: next(iter(table.values())) for name, table in zip(names, tables.values(), strict=True)}
+    print("  default pieces (first rows): " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+          + f" -> {sum(parts.values()):.1f} ms")
+    return parts
+
+
+def time_plans(model: RSSM, horizon: int, iterations: int, repeats: int, **overrides) -> tuple[float, float]:
+    """Median (wall, process CPU) seconds per plan, each plan a fresh initialization."""
+    planner = make_planner("latco", iterations=iterations, **overrides)
+    z0 = torch.randn(model.feature_size, generator=torch.Generator().manual_seed(1))
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        planner.plan(model, z0, horizon)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return float(np.median(walls)), float(np.median(cpus))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--horizon", type=int, default=30)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3, help="plans per configuration (median)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds for the breakdown")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op threads")
+    parser.add_argument("--few", type=int, default=10, help="iterations timed for the slow configurations")
+    args = parser.parse_args()
+    model = paper_model()
+    default_threads = torch.get_num_threads()
+    for n in args.threads:
+        torch.set_num_threads(n)
+        iteration_breakdown(model, args.horizon, args.rounds)
+
+    H, K = args.horizon, args.iterations
+    print(f"\nSeconds per {H}-step plan, {K} LM iterations "
+          f"(median of {args.repeats} plans; CPU = process time)")
+    print(f"  {'configuration':<62s} {'torch thr':>9s} {'s/plan':>7s} {'CPU s':>6s} {'ms/it':>6s}")
+
+    def row(label: str, threads: int, iterations: int, **kw) -> None:
+        torch.set_num_threads(threads)
+        wall, cpu = time_plans(model, H, iterations, args.repeats, **kw)
+        scale = K / iterations
+        ms_per_it = 1e3 * wall / iterations
+        print(f"  {label:<62s} {threads:9d} {wall * scale:7.2f} {cpu * scale:6.2f} {ms_per_it:6.1f}")
+
+    for n in args.threads:
+        row("default: analytic Jacobian, LAPACK twisted on 2 threads", n, K)
+    row("  the same, LAPACK on 1 thread", args.threads[0], K, solver_threads=1)
+    few = f" (x{K // args.few} from {args.few} its)"
+    row("analytic Jacobian, torch.linalg block Cholesky" + few, args.threads[0], args.few, backend="torch")
+    row("torch.func Jacobian, LAPACK 2 threads" + few, args.threads[0], args.few, jacobian="autograd")
+    row("torch.func Jacobian, torch.linalg (prototype-like)" + few, args.threads[0], args.few,
+        jacobian="autograd", backend="torch")
+    torch.set_num_threads(default_threads)
+    print("\nPaper (App. B): 14 s per 30-step LatCo plan on one RTX 2080 Ti.")
+
+
+if __name__ == "__main__":
+    main()
