@@ -448,8 +448,8 @@ class NormalEquations:
     """The Gauss–Newton system of B chains (Eq. 5 before damping): the blocks of JᵀJ, and Jᵀρ.
 
     diag (B, T, d, d), lower (B, T-1, d, d), grad (B, T, d) and an optional unformed Gram term
-    gram (B, T, k, g) of the diagonal blocks (module docstring). Fresh tensors: the LM loop adds the
-    damping and factors them in place.
+    gram (B, T, k, g) of the diagonal blocks (module docstring). The LM loop adds the damping to
+    diag and factors diag and lower in place.
     """
 
     diag: Tensor
@@ -499,7 +499,8 @@ class ChainLinearization(Protocol):
     """Residuals and Jacobian of a chain at one point, for a batch of B independent problems."""
 
     def normal_equations(self) -> NormalEquations:
-        """JᵀJ blocks and Jᵀρ, no damping, in fresh tensors."""
+        """JᵀJ blocks and Jᵀρ, no damping. The caller may modify them in place (the LM loop factors
+        them in place); an implementation may reuse the same buffers on its next call."""
         ...
 
     def cost(self) -> Tensor:

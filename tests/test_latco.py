@@ -345,3 +345,14 @@ def test_input_validation():
         planner.plan(model, torch.tensor([0.0, math.nan, 0.0, 0.0]), 5)
     with pytest.raises(TypeError, match="LatentModel"):
         planner.plan(object(), torch.zeros(4), 5)
+
+
+def test_solver_backends_and_threads_agree():
+    """torch.linalg (the GPU path) and LAPACK give the same plan; LAPACK threads change nothing."""
+    model = LinearModel()
+    kw = dict(iterations=25, seed=3)
+    ref = make_planner("latco", **kw).plan(model, torch.zeros(4), 9)
+    one_thread = make_planner("latco", solver_threads=1, **kw).plan(model, torch.zeros(4), 9)
+    assert torch.equal(ref.actions, one_thread.actions) and torch.equal(ref.features, one_thread.features)
+    torch_backend = make_planner("latco", backend="torch", **kw).plan(model, torch.zeros(4), 9)
+    assert torch.allclose(ref.features, torch_backend.features, atol=1e-4)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -151,6 +151,14 @@ class CollocationLinearization:
     rew_grad: Tensor  # (B, H, F) ∂ softplus(−r(z_{t+1})) / ∂z_{t+1}
     reward: Tensor  # (B, H)    r(z_{t+1}) (for the trace)
     duals: _Duals
+    workspace: dict[str, Tensor] = field(default_factory=dict)  # buffers shared by one plan's calls
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> Tensor:
+        """A float64 buffer reused across iterations (fresh 13 MB arrays cost page faults each time)."""
+        buf = self.workspace.get(name)
+        if buf is None or tuple(buf.shape) != shape:
+            buf = self.workspace[name] = torch.empty(shape, dtype=torch.float64, device=self.dyn.device)
+        return buf
 
     def normal_equations(self) -> NormalEquations:
         """JᵀJ blocks and Jᵀρ (float64), exploiting the residuals' structure.
@@ -169,13 +177,12 @@ class CollocationLinearization:
         B, H, Fz = self.dyn.shape
         A = self.act.shape[-1]
         d = A + Fz
-        f64 = dict(dtype=torch.float64, device=self.dyn.device)
-        gram = torch.empty(B, H, Fz + 1, Fz, **f64)
+        gram = self._buffer("gram", (B, H, Fz + 1, Fz))
         wA = gram[:, :-1, :Fz]  # w_{t+1} A_{t+1}, t = 0 .. H-2 (the Jacobians come in the model's dtype)
         torch.mul(self.jz[:, 1:], wd[:, 1:, None, None], out=wA)
         gram[:, -1, :Fz] = 0
         gram[:, :, Fz] = wr[:, None, None] * self.rew_grad
-        diag = torch.zeros(B, H, d, d, **f64)
+        diag = self._buffer("diag", (B, H, d, d)).zero_()
         diag[..., A:, A:].diagonal(dim1=-2, dim2=-1).copy_((wd**2)[..., None].expand(B, H, Fz))
         # action rows/columns: w² BᵀB + diag(w_act² N²) and −w² B (all small)
         wB = wd[..., None, None] * self.ja  # (B, H, F, A) float64
@@ -183,15 +190,15 @@ class CollocationLinearization:
         diag[..., :A, :A].diagonal(dim1=-2, dim2=-1).add_((wa[..., None] * self.act_grad) ** 2)
         diag[..., A:, :A] = -wd[..., None, None] * wB
         diag[..., :A, A:] = diag[..., A:, :A].mT
-        # lower blocks: [[0, w² BᵀA], [0, −w² A]] at (t+1, t)
-        lower = torch.empty(B, H - 1, d, d, **f64)
+        # lower blocks: [[0, w² BᵀA], [0, −w² A]] at (t+1, t); BᵀA (A × F) in the model's dtype
+        lower = self._buffer("lower", (B, H - 1, d, d))
         lower[..., :A] = 0
         torch.mul(wA, -wd[:, 1:, None, None], out=lower[..., A:, A:])
-        lower[..., :A, A:] = wB[:, 1:].mT @ wA
+        lower[..., :A, A:] = (self.ja[:, 1:].mT @ self.jz[:, 1:]) * (wd[:, 1:, None, None] ** 2)
         # gradient Jᵀρ
         rho_d = wd[..., None] * self.dyn  # weighted dynamics residual (B, H, F), float64
         rho_r = wr[:, None] * self.rew  # weighted reward residual (B, H)
-        grad = torch.empty(B, H, d, **f64)
+        grad = torch.empty(B, H, d, dtype=torch.float64, device=self.dyn.device)
         grad[..., :A] = -(wB.mT @ rho_d[..., None])[..., 0]
         grad[..., :A] += (wa[..., None] * self.act_grad) * (wa[..., None] * self.act)
         grad[..., A:] = wd[..., None] * rho_d + wr[:, None, None] * self.rew_grad * rho_r[..., None]
@@ -224,7 +231,7 @@ class CollocationLinearization:
 
         names = ("dyn", "jz", "ja", "act", "act_grad", "rew", "rew_grad", "reward")
         return CollocationLinearization(**{n: pick(getattr(self, n), getattr(other, n)) for n in names},
-                                        duals=self.duals)
+                                        duals=self.duals, workspace=self.workspace)
 
 
 # ---------------------------------------------------------------------------------- the planner
@@ -240,8 +247,12 @@ class LatCoPlanner:
         else:
             self.generator.manual_seed(self.config.seed)
 
-    def linearize(self, model: LatentModel, z0: Tensor, x: Tensor, duals: _Duals) -> CollocationLinearization:
-        """Evaluate residuals and Jacobians at the plan x (B, H, A + F) = [a_t, z_{t+1}] per step."""
+    def linearize(self, model: LatentModel, z0: Tensor, x: Tensor, duals: _Duals,
+                  workspace: dict[str, Tensor] | None = None) -> CollocationLinearization:
+        """Evaluate residuals and Jacobians at the plan x (B, H, A + F) = [a_t, z_{t+1}] per step.
+
+        ``workspace``: buffers for the normal equations, shared by the linearizations of one plan.
+        """
         cfg, A = self.config, model.action_size
         a, z_next = x[..., :A], x[..., A:]
         z_prev = torch.cat([z0.expand(x.shape[0], 1, -1), z_next[:, :-1]], 1)
@@ -253,7 +264,7 @@ class LatCoPlanner:
             dyn=z_next - mu, jz=jz, ja=ja,
             act=over.clamp(min=0), act_grad=torch.where(over > 0, a.sign(), torch.zeros_like(a)),
             rew=F.softplus(-reward), rew_grad=-torch.sigmoid(-reward)[..., None] * reward_grad,
-            reward=reward, duals=duals,
+            reward=reward, duals=duals, workspace={} if workspace is None else workspace,
         )
 
     def dual_update(self, duals: _Duals, lin: CollocationLinearization, accepted: Tensor) -> None:
@@ -306,8 +317,10 @@ class LatCoPlanner:
             if cfg.record_every and ((k + 1) % cfg.record_every == 0 or k + 1 == cfg.iterations):
                 snapshots.append((k + 1, x.clone()))
 
+        workspace: dict[str, Tensor] = {}
+
         def linearize(x: Tensor) -> CollocationLinearization:
-            return self.linearize(model, z0, x, duals)
+            return self.linearize(model, z0, x, duals, workspace)
 
         result = levenberg_marquardt(linearize, x, cfg.iterations, damping=cfg.damping,
                                      max_damping=cfg.max_damping, backend=cfg.backend,
