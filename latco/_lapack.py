@@ -41,11 +41,22 @@ def _load() -> dict[str, ctypes._CFuncPtr]:
     for (lib, name), argtypes in _SIGNATURES.items():
         capsule = (cython_lapack if lib == "lapack" else cython_blas).__pyx_capi__[name]
         signature = get_name(capsule)
-        if b"int *" not in signature or b"long" in signature:  # we pass 32-bit Fortran integers
-            raise ImportError(f"unexpected signature of {name}: {signature!r}")
+        _check_signature(name, signature.decode(), argtypes)
         # CFUNCTYPE (not PYFUNCTYPE): ctypes releases the GIL for the duration of the call
         funcs[name] = ctypes.CFUNCTYPE(None, *argtypes)(get_pointer(capsule, signature))
     return funcs
+
+
+def _check_signature(name: str, signature: str, argtypes: tuple) -> None:
+    """The Cython signature, e.g. "void (char *, int *, __pyx_t_..._d *, int *, int *)", must match
+    ours argument by argument: 32-bit ``int *`` for integers (an ILP64 build would not), doubles."""
+    args = [a.strip() for a in signature[signature.index("(") + 1:signature.rindex(")")].split(",")]
+    expected = {_C: ("char *",), _I: ("int *",), _D: ("_d *", "double *"), _P: ("_d *", "double *")}
+    ok = len(args) == len(argtypes) and all(
+        any(arg == e or (e.startswith("_") and arg.endswith(e)) for e in expected[t])
+        for arg, t in zip(args, argtypes, strict=True))
+    if not ok:
+        raise ImportError(f"unexpected signature of {name}: {signature!r}")
 
 
 _INTS: dict[int, ctypes.c_int] = {}

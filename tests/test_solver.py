@@ -265,3 +265,10 @@ def test_scipy_wrapper_fallback_matches(monkeypatch):
     monkeypatch.setattr(_lapack, "AVAILABLE", False)
     fallback = solve_block_tridiagonal(diag, lower, rhs, backend="scipy", gram=gram)
     assert torch.allclose(fallback, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gil_free_lapack_pointers_load_and_check_signatures():
+    assert _lapack.AVAILABLE  # this environment exercises the two-thread path
+    with pytest.raises(ImportError, match="unexpected signature"):
+        _lapack._check_signature("dpotrf", "void (char *, int64_t *, double *, int64_t *, int64_t *)",
+                                 (_lapack._C, _lapack._I, _lapack._P, _lapack._I, _lapack._I))

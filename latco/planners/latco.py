@@ -50,9 +50,12 @@ class LatCoConfig:
     nu_init: float = 1.0
     """ν₀, initial action-bound multiplier of every time step (App. B: 1)."""
     dual_lr: float = 0.1
-    """Step size of the §5 multiplier rule λ += dual_lr · log(viol/eps + eta) · λ (paper: 0.1)."""
+    """Step size of the §5 multiplier rule λ += dual_lr · ln(viol/eps + eta) · λ (paper: 0.1).
+    The authors' released code uses log10, ε = 1e-4 and η = 0.1: dual_lr = 0.1/ln 10, eps = 1e-4,
+    eta = 0.1 reproduce it."""
     eps: float = 1e-5
-    """ε, target squared violation per time step of the dynamics and action constraints (App. B)."""
+    """ε, target squared violation per time step of the dynamics and action constraints (App. B);
+    the rule's fixed point is a violation of ε(1 − η), i.e. ‖z_{t+1} − μ‖ ≈ √ε per step."""
     eta: float = 0.01
     """η in the multiplier rule; keeps the log finite and bounds the decrease (App. B: 0.01)."""
     action_max: float = 1.0
