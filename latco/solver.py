@@ -5,7 +5,7 @@ Paper §5 ("Levenberg–Marquardt optimization"), Eq. 5: Δ = (JᵀJ + damping·
 A *chain* has T variable blocks x_0 … x_{T-1} (d each) and T residual groups ρ_0 … ρ_{T-1};
 ρ_t depends on x_{t-1} and x_t only (ρ_0 on x_0 only). J is then block lower-bidiagonal and
 JᵀJ block-tridiagonal, so the step costs O(T·d³) by block Cholesky instead of O((T·d)³)
-(Mordatch et al. 2012; the recursion below is Golub & Van Loan, *Matrix Computations* §4.5.
+(Mordatch et al. 2012; the recursion below is Golub & Van Loan, *Matrix Computations* §4.5).
 Nothing here knows about planning or world models: ``latco.planners.latco`` builds the residuals.
 
 Conventions (batched over any leading dims ``...``):
