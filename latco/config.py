@@ -30,6 +30,11 @@ class DataConfig:
     random_episodes: int
     """Episodes of uniformly random actions added to the training data. Without them the model
     never sees the oracle fail (e.g. hit Obstacle's wall) and planners exploit that blind spot."""
+    random_hold: int
+    """Each random action is held for this many steps, so the agent travels and meets obstacles."""
+    greedy_episodes: int
+    """Episodes of a noisy straight-to-the-goal policy (``latco.envs.greedy``): the greedy failure
+    (Obstacle: stuck at the wall) that the paper's dense-reward oracle agent went through."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,8 @@ PROFILES: dict[str, Profile] = {
         world_model=WorldModelConfig(),  # 64 px, depth 32, stoch 30, deter 200, hidden 200, reward 2x400
         train=TrainConfig(steps=100_000, batch=50, length=50),
         # the paper pre-collects 200K oracle steps per task (App. "Offline training")
-        data=DataConfig(episodes=2000, noise=0.3, heldout=20, random_episodes=500),
+        data=DataConfig(episodes=2000, noise=0.3, heldout=20,
+                        random_episodes=500, random_hold=5, greedy_episodes=500),
         # ~24 h per agent in the paper; 5000 prefill steps and 15 gradient steps per 150 env steps
         online=OnlineConfig(seed_episodes=40, episodes=2000, initial_train_steps=5000,
                             train_steps_per_episode=100, explore_noise=0.3, eval_every=50, eval_episodes=20),
@@ -89,7 +95,8 @@ PROFILES: dict[str, Profile] = {
             image_size=32, depth=16, stoch=16, deter=64, hidden=128, reward_hidden=128
         ),
         train=TrainConfig(steps=3000, batch=16, length=32, checkpoint_every=250),
-        data=DataConfig(episodes=100, noise=0.3, heldout=10, random_episodes=50),
+        data=DataConfig(episodes=100, noise=0.3, heldout=10,
+                        random_episodes=50, random_hold=5, greedy_episodes=50),
         online=OnlineConfig(seed_episodes=20, episodes=30, initial_train_steps=1500,
                             train_steps_per_episode=50, explore_noise=0.3, eval_every=10, eval_episodes=10),
         eval_fraction=0.5,
@@ -100,7 +107,8 @@ PROFILES: dict[str, Profile] = {
             image_size=32, depth=4, stoch=4, deter=8, hidden=16, reward_hidden=16
         ),
         train=TrainConfig(steps=10, batch=4, length=8, checkpoint_every=5, log_every=5),
-        data=DataConfig(episodes=3, noise=0.3, heldout=2, random_episodes=1),
+        data=DataConfig(episodes=3, noise=0.3, heldout=2,
+                        random_episodes=1, random_hold=5, greedy_episodes=1),
         online=OnlineConfig(seed_episodes=2, episodes=2, initial_train_steps=4,
                             train_steps_per_episode=2, explore_noise=0.3, eval_every=1, eval_episodes=1),
         eval_fraction=0.02,

@@ -29,20 +29,32 @@ HELDOUT_SEED_OFFSET = 1_000_000
 """Held-out episodes use seeds far from the training ones, so no start state is shared."""
 RANDOM_SEED_OFFSET = 4_000_000
 """Random-action episodes of the offline data use these seeds."""
+GREEDY_SEED_OFFSET = 5_000_000
+"""Greedy (straight-to-the-goal) episodes of the offline data use these seeds."""
 
 
 class RandomPolicy:
-    """Uniformly random actions in [-1, 1]^A (the seed episodes of online training)."""
+    """Uniformly random actions in [-1, 1]^A, each held for ``hold`` steps.
 
-    def __init__(self, action_size: int) -> None:
-        self.action_size = action_size
-        self._rng = np.random.default_rng()
+    Holding makes the agent travel (Obstacle's actions are target positions: a new target every
+    step only jitters it near the start), so the data shows what blocks it, e.g. the wall.
+    """
+
+    def __init__(self, action_size: int, hold: int = 1) -> None:
+        if hold < 1:
+            raise ValueError(f"hold must be >= 1 step, got {hold}")
+        self.action_size, self.hold = action_size, hold
+        self.reset()
 
     def reset(self, seed: int | None = None) -> None:
         self._rng = np.random.default_rng(seed)
+        self._steps, self._action = 0, np.zeros(self.action_size, np.float32)
 
     def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
-        return self._rng.uniform(-1, 1, self.action_size).astype(np.float32)
+        if self._steps % self.hold == 0:
+            self._action = self._rng.uniform(-1, 1, self.action_size).astype(np.float32)
+        self._steps += 1
+        return self._action.copy()
 
 
 def oracle_data(
@@ -50,9 +62,10 @@ def oracle_data(
 ) -> dict[str, list[data.Episode]]:
     """Offline data for ``task`` at the profile's size: ``train`` and ``heldout`` episode lists.
 
-    ``train`` = noisy-oracle episodes (``data_dir/train``) plus uniformly random ones
-    (``data_dir/random``), so the model also sees failures; ``heldout`` = noisy-oracle episodes
-    with other seeds (``data_dir/heldout``). Existing episodes are reused.
+    ``train`` = noisy-oracle episodes (``data_dir/train``) plus random-action ones
+    (``data_dir/random``) and noisy straight-to-the-goal ones (``data_dir/greedy``), so the model
+    also sees failures; ``heldout`` = noisy-oracle episodes with other seeds (``data_dir/heldout``).
+    Existing episodes are reused.
     """
     data_dir = Path(data_dir)
     size = profile.world_model.image_size
@@ -60,7 +73,16 @@ def oracle_data(
     noisy_oracle = envs.oracle(task, noise=profile.data.noise)
     splits = {
         "train": (noisy_oracle, profile.data.episodes, seed),
-        "random": (RandomPolicy(action_size), profile.data.random_episodes, seed + RANDOM_SEED_OFFSET),
+        "random": (
+            RandomPolicy(action_size, hold=profile.data.random_hold),
+            profile.data.random_episodes,
+            seed + RANDOM_SEED_OFFSET,
+        ),
+        "greedy": (
+            envs.greedy(task, noise=profile.data.noise),
+            profile.data.greedy_episodes,
+            seed + GREEDY_SEED_OFFSET,
+        ),
         "heldout": (noisy_oracle, profile.data.heldout, seed + HELDOUT_SEED_OFFSET),
     }
     out = {}
@@ -70,7 +92,7 @@ def oracle_data(
             continue
         data.collect(task, policy, count, data_dir / split, seed=split_seed, image_size=size)
         out[split] = data.load_episodes(data_dir / split)[:count]
-    return {"train": out["train"] + out["random"], "heldout": out["heldout"]}
+    return {"train": out["train"] + out["random"] + out["greedy"], "heldout": out["heldout"]}
 
 
 def world_model_for_task(

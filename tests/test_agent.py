@@ -89,3 +89,15 @@ def test_evaluate_resumes_without_redoing_episodes(model, tmp_path):
     again = evaluate(model, planner, "obstacle", episodes=3, seed=0, out_dir=tmp_path, progress=False)
     assert len(planner.calls) == 3  # the rewritten log holds all three rows
     assert again.equals(table)
+
+
+def test_random_policy_holds_each_action():
+    from latco.experiments import RandomPolicy
+
+    policy = RandomPolicy(3, hold=4)
+    policy.reset(0)
+    actions = np.stack([policy(None, {}) for _ in range(12)])
+    assert (actions[:4] == actions[0]).all() and (actions[4:8] == actions[4]).all()
+    assert not np.allclose(actions[0], actions[4]) and np.abs(actions).max() <= 1
+    policy.reset(0)
+    np.testing.assert_array_equal(np.stack([policy(None, {}) for _ in range(12)]), actions)

@@ -307,3 +307,13 @@ def test_gl_check_command_reports_the_backend():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "MUJOCO_GL=" in result.stdout
     assert result.stderr == ""
+
+
+def test_greedy_policy_heads_for_the_goal_and_obstacle_blocks_it():
+    from latco.data import rollout
+
+    env = envs.make_env("obstacle", seed=0, render=False)
+    ep = rollout(env, envs.greedy("obstacle", noise=0.1), seed=1)
+    assert not ep.succeeded and ep.state["agent"][-1][0] < WALL[0]  # stuck left of the wall
+    reach = envs.make_env("reach", seed=0, render=False)
+    assert rollout(reach, envs.greedy("reach"), seed=1).succeeded  # nothing in the way

@@ -20,14 +20,16 @@ import gymnasium
 from gymnasium.wrappers import TimeLimit
 
 from latco.envs import gl  # noqa: F401  (sets MUJOCO_GL before anything imports mujoco)
-from latco.envs.oracle import Oracle, Policy, oracle, oracle_success
+from latco.envs.oracle import Greedy, Oracle, Policy, greedy, oracle, oracle_success
 from latco.envs.tasks import TASKS, TaskSpec, task_spec
 
 __all__ = [
     "TASKS",
+    "Greedy",
     "Oracle",
     "Policy",
     "TaskSpec",
+    "greedy",
     "make_env",
     "oracle",
     "oracle_success",

@@ -81,6 +81,38 @@ def oracle(task: str, noise: float = 0.0, seed: int | None = None) -> Oracle:
     return Oracle(task, noise, seed)
 
 
+class Greedy:
+    """Heads straight for the goal, ignoring obstacles and the puck, with Gaussian noise.
+
+    The failure mode the paper describes ("greedy descent hits the wall"): offline data made by
+    an agent trained on dense reward contains it, and a model must have seen it to know that
+    the straight line is blocked. Reads the true state, like the oracle.
+    """
+
+    def __init__(self, task: str, noise: float = 0.0, seed: int | None = None) -> None:
+        self.task = task_spec(task)
+        self.noise = float(noise)
+        self._rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        agent, goal = info["state"]["agent"], info["state"]["goal"]
+        if self.task.name == "obstacle":
+            action = np.asarray(goal, dtype=np.float64)  # the position target is the goal itself
+        else:  # hand displacement toward the goal (x 0.01 m per unit), gripper idle
+            action = np.append(np.clip(50.0 * (goal - agent), -1, 1), 0.0)
+        if self.noise > 0:
+            action = action + self.noise * self._rng.standard_normal(action.shape)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+def greedy(task: str, noise: float = 0.0, seed: int | None = None) -> Greedy:
+    """A noisy straight-to-the-goal policy for `task` (offline data showing the greedy failure)."""
+    return Greedy(task, noise, seed)
+
+
 def oracle_success(task: str, episodes: int = 10, noise: float = 0.0, seed: int = 0) -> np.ndarray:
     """Whether the oracle succeeds (at any step) in each of `episodes` episodes, `(episodes,)` bool.
 
