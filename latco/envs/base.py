@@ -35,8 +35,9 @@ def check_action(action: Any, size: int, task: str) -> np.ndarray:
 class LatcoEnv(gymnasium.Env):
     """Base class: image observations, checked and clipped actions, action repeat.
 
-    Subclasses implement `_reset_sim(rng)`, `_substep(action) -> (reward, success)`,
-    `_state() -> dict` and `_render_frame() -> image`. With `render=False` no OpenGL
+    Subclasses implement `_reset_sim(rng)`, `_substep(action) -> (reward, success)` and
+    `_state() -> dict`, and set `self._renderer` (a `latco.envs.render.Renderer` drawing
+    `self.data`) unless `render=False`. With `render=False` no OpenGL
     context is made and observations are black images: only for oracle rollouts in
     tests and success-rate checks, never for agents.
     """
@@ -57,6 +58,7 @@ class LatcoEnv(gymnasium.Env):
         self._np_random, _ = gymnasium.utils.seeding.np_random(seed)
         self._frame = np.zeros((self.image_size, self.image_size, 3), dtype=np.uint8)
         self._success = False
+        self._renderer: Any = None
 
     # --- what subclasses provide -------------------------------------------------------
     def _reset_sim(self, rng: np.random.Generator) -> None:
@@ -69,7 +71,13 @@ class LatcoEnv(gymnasium.Env):
         raise NotImplementedError
 
     def _render_frame(self) -> np.ndarray:
-        raise NotImplementedError
+        return self._renderer.render(self.data)
+
+    def close(self) -> None:
+        """Release the OpenGL context (one per env; see `latco.envs.render`)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
 
     def _extra_info(self) -> dict[str, Any]:
         return {}

@@ -96,7 +96,6 @@ class ObstacleEnv(LatcoEnv):
         super().__init__(task_spec("obstacle"), image_size, seed, render)
         self.model = mujoco.MjModel.from_xml_string(_XML)
         self.data = mujoco.MjData(self.model)
-        self._renderer = None
         if render:
             camera = mujoco.MjvCamera()
             camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
@@ -118,11 +117,3 @@ class ObstacleEnv(LatcoEnv):
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"agent": self.data.qpos[:2].copy(), "goal": GOAL.copy()}
-
-    def _render_frame(self) -> np.ndarray:
-        return self._renderer.render(self.data)
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None

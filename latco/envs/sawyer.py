@@ -100,7 +100,6 @@ class SawyerEnv(LatcoEnv):
         self.goal = env.goal.copy()
         self._metaworld_obs = np.zeros(39)
         self._goal_site = self.model.site("goal").id
-        self._renderer = None
         if render:
             self._style_for_rendering()
             camera = mujoco.MjvCamera()
@@ -172,11 +171,6 @@ class SawyerEnv(LatcoEnv):
     def _extra_info(self) -> dict[str, Any]:
         return {"metaworld_obs": self._metaworld_obs.copy()}
 
-    def _render_frame(self) -> np.ndarray:
-        return self._renderer.render(self.data)
-
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        super().close()
         self.metaworld_env.close()
