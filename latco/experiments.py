@@ -19,9 +19,8 @@ from tqdm.auto import tqdm
 
 from latco import data, envs
 from latco.agent import evaluate, run_episode
-from latco.config import Profile, eval_episodes, world_model_config
+from latco.config import Profile, eval_episodes, make_profile_planner, world_model_config
 from latco.model import RSSM
-from latco.planners import make_planner
 from latco.replay import Replay
 from latco.train import load_model, train_world_model
 
@@ -132,7 +131,7 @@ def offline_evaluation(
     """
     model = load_model(model_dir, device=device)
     episodes = eval_episodes(profile, envs.task_spec(task).eval_episodes)
-    agent = make_planner(planner, **planner_overrides)
+    agent = make_profile_planner(profile, planner, **planner_overrides)
     return evaluate(model, agent, task, episodes, seed=OFFLINE_EVAL_SEED, out_dir=out_dir)
 
 
@@ -171,7 +170,7 @@ def online_training(
         train_cfg = replace(profile.train, steps=total_steps, seed=seed)
         return train_world_model(model_cfg, replay, model_dir, train_cfg, device=device, progress=False)
 
-    agent = make_planner(planner, **planner_overrides)
+    agent = make_profile_planner(profile, planner, **planner_overrides)
 
     def evaluate_if_due(collected: int, model: RSSM) -> None:
         """Evaluate after every eval_every-th episode (resumes a half-finished evaluation)."""
