@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from latco import data, envs
+from latco import data, envs, paths
 from latco.agent import evaluate, run_episode
 from latco.config import Profile, eval_episodes, make_profile_planner, world_model_config
 from latco.model import RSSM
@@ -196,6 +196,30 @@ def online_training(
     finally:
         env.close()
     return online_evaluations(run_dir)
+
+
+def offline_model(task: str, profile: Profile, results: str | os.PathLike, seed: int = 0,
+                  device: str | None = None) -> RSSM:
+    """The offline world model of ``task`` under ``results`` (``latco.paths`` layout), made if missing.
+
+    Collects the profile's data and trains (or resumes) the model; existing episodes are reused and
+    a finished model is only loaded.
+    """
+    model_path = paths.model_dir(results, task)
+    episodes = oracle_data(task, profile, paths.data_dir(results, task), seed)
+    return world_model_for_task(task, profile, episodes["train"], model_path, seed=seed, device=device)
+
+
+def offline_run(task: str, planner: str, profile: Profile, results: str | os.PathLike, seed: int = 0,
+                device: str | None = None, **planner_overrides: object) -> pd.DataFrame:
+    """Offline experiment for one (task, planner) under ``results``, every missing piece made first.
+
+    Data, model and evaluation are all resumable, so this is cheap when they exist (Snakemake) and
+    self-sufficient when they do not (a notebook run on its own).
+    """
+    offline_model(task, profile, results, seed, device)
+    return offline_evaluation(task, planner, profile, paths.model_dir(results, task),
+                              paths.offline_dir(results, task, planner), device, **planner_overrides)
 
 
 def online_evaluations(run_dir: str | os.PathLike) -> pd.DataFrame:

@@ -1,5 +1,16 @@
-"""Where things live: the repository root, figures and results, independent of the working directory."""
+"""Where things live: the repository root, figures and results, independent of the working directory.
 
+One layout for the notebooks, the Snakefile and the tests (``results`` = ``results/<profile>``):
+
+    results/<profile>/data/<task>/                      offline data (experiments.oracle_data)
+    results/<profile>/models/<task>/                    offline world model (checkpoint.pt, metrics.csv)
+    results/<profile>/offline/<task>/<planner>/         offline evaluation (rows.jsonl, episodes/, plans/)
+    results/<profile>/online/<task>/<planner>/seed<k>/  online run (episodes/, model/, eval_*/)
+    results/<profile>/notebooks/                        executed notebooks
+    figures/ (quick, paper) or results/smoke/figures/   figures (PNG + PDF) and tables (CSV + Markdown)
+"""
+
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -7,3 +18,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 FIGURES = ROOT / "figures"
 RESULTS = ROOT / "results"
+
+PathLike = str | os.PathLike
+
+
+def results_dir(profile: str, root: PathLike | None = None) -> Path:
+    """``<root>/<profile>``; root defaults to ``results/`` in the checkout."""
+    return Path(root if root is not None else RESULTS) / profile
+
+
+def figures_dir(profile: str) -> Path:
+    """Committed ``figures/`` for quick and paper; smoke figures stay under ``results/smoke/figures``."""
+    return RESULTS / "smoke" / "figures" if profile == "smoke" else FIGURES
+
+
+def data_dir(results: PathLike, task: str) -> Path:
+    return Path(results) / "data" / task
+
+
+def model_dir(results: PathLike, task: str) -> Path:
+    return Path(results) / "models" / task
+
+
+def offline_dir(results: PathLike, task: str, planner: str) -> Path:
+    return Path(results) / "offline" / task / planner
+
+
+def online_dir(results: PathLike, task: str, planner: str, seed: int) -> Path:
+    return Path(results) / "online" / task / planner / f"seed{seed}"
