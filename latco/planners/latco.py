@@ -24,6 +24,7 @@ plan that cannot recover is dropped (or, if every plan fails, ``PlanningError`` 
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Literal
@@ -287,7 +288,8 @@ class LatCoPlanner:
 
         ``trace`` holds, per iteration, means over time steps of the plan finally chosen:
         ``dynamics_violation`` ‖z_{t+1} − μ(z_t, a_t)‖², ``predicted_reward`` r(z_{t+1}) of the planned
-        latents, ``action_violation`` ‖max(0, |a_t| − a_max)‖², ``lam`` λ_t, ``nu`` ν_t, plus ``damping``.
+        latents, ``action_violation`` ‖max(0, |a_t| − a_max)‖², ``lam`` λ_t, ``nu`` ν_t, plus ``damping``
+        and ``wall_time`` (seconds since planning started, at the end of each iteration).
         ``plan_rewards`` (n_plans,) is each plan's model reward used to choose; with ``record_every``
         > 0, ``snapshot_iteration`` (n,), ``snapshot_features`` (n, H+1, F) and ``snapshot_actions``
         (n, H, A) hold the chosen plan after those iterations (0 = initialization).
@@ -307,10 +309,12 @@ class LatCoPlanner:
         keys = ("dynamics_violation", "predicted_reward", "action_violation", "lam", "nu", "damping")
         curves = {k: np.zeros((cfg.iterations, B)) for k in keys}
         snapshots: list[tuple[int, Tensor]] = [(0, x.clone())] if cfg.record_every else []
+        wall_time, start = np.zeros(cfg.iterations), time.perf_counter()
 
         def after_step(k: int, x: Tensor, lin: CollocationLinearization, accepted: Tensor,
                        damping: Tensor) -> None:
             self.dual_update(duals, lin, accepted)  # Algorithm 1, line 8 (§5 update rule)
+            wall_time[k] = time.perf_counter() - start
             curves["damping"][k] = damping.numpy()
             curves["dynamics_violation"][k] = lin.dyn.double().pow(2).sum(-1).mean(1).cpu().numpy()
             curves["predicted_reward"][k] = lin.reward.double().mean(1).cpu().numpy()
@@ -349,6 +353,7 @@ class LatCoPlanner:
         best = int(torch.argmax(plan_rewards)) if torch.isfinite(plan_rewards).any() else \
             int(torch.nonzero(~failed)[0])
         trace = {k: v[:, best].copy() for k, v in curves.items()}
+        trace["wall_time"] = wall_time
         trace["plan_rewards"] = plan_rewards.cpu().numpy()
         trace["rejected_steps"] = np.array(int(result.rejected[best]))
         if snapshots:
