@@ -173,8 +173,9 @@ def online_training(
     agent = make_profile_planner(profile, planner, **planner_overrides)
 
     def evaluate_if_due(collected: int, model: RSSM) -> None:
-        """Evaluate after every eval_every-th episode (resumes a half-finished evaluation)."""
-        if collected > 0 and (collected % cfg.eval_every == 0 or collected == cfg.episodes):
+        """Evaluate before the first planner episode (the seed-data model), after every
+        eval_every-th episode, and at the end (resumes a half-finished evaluation)."""
+        if collected % cfg.eval_every == 0 or collected == cfg.episodes:
             evaluate(model, agent, task, cfg.eval_episodes, seed=ONLINE_EVAL_SEED,
                      out_dir=run_dir / f"eval_{collected:04d}", progress=False)
 

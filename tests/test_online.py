@@ -50,6 +50,6 @@ def test_killed_online_run_resumes_without_losing_or_repeating_episodes(tmp_path
     step = load_checkpoint(run_dir / "model" / CHECKPOINT)["step"]
     assert step == 4 + 4 * 2  # smoke: initial 4 gradient steps, then 2 per collected episode
     evals = sorted(p.name for p in run_dir.glob("eval_*"))
-    assert evals == ["eval_0002", "eval_0004"]
+    assert evals == ["eval_0000", "eval_0002", "eval_0004"]
     for e in episodes[2:]:  # planner episodes carry exploration noise, not the seed policy's uniform draws
         assert len(e) == 30 and np.abs(e.actions).max() <= 1

@@ -1,0 +1,201 @@
+"""Measurements shared by ``benchmarks/`` and notebook 14: planning time, return vs wall time, solver scaling.
+
+Every planner is scored by one yardstick: the model return Σ_t r(z_{t+1}) of its current actions,
+clipped to the action box and rolled out through μ from the same start feature
+(``latco.planners.evaluate.rollout_return``). LatCo's own trace scores its planned latents, which
+may still violate the dynamics, so the curves here use each planner's action snapshots instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from latco.model import RSSM, WorldModelConfig
+from latco.planners import LatentModel, make_planner  # noqa: F401  (make_planner re-exported for tests)
+from latco.planners.evaluate import rollout_return
+
+PlannerSpec = tuple[str, Mapping[str, object]]
+"""(planner name, config overrides), e.g. ("cem", {"iterations": 30, "samples": 1000})."""
+
+
+def random_model(config: WorldModelConfig, seed: int = 0) -> RSSM:
+    """An RSSM with random weights, frozen: a timing stand-in for a trained model of that size."""
+    torch.manual_seed(seed)
+    model = RSSM(config).eval()
+    model.requires_grad_(False)
+    return model
+
+
+def seconds_per_plan(model: LatentModel, spec: PlannerSpec, z0: torch.Tensor, horizon: int,
+                     budget_s: float | None = None) -> tuple[float, bool]:
+    """Wall seconds of one plan; ``(seconds, extrapolated)``.
+
+    A one-iteration plan is timed first (it also warms up). With ``budget_s``, if the full plan
+    would take longer, only as many iterations as fit the budget are timed and the time is scaled
+    linearly to the full count (every iteration of every planner here costs the same; the fixed
+    cost is measured by the one-iteration plan and added once), so paper-setting CEM on a CPU need
+    not run for minutes.
+    """
+    name, overrides = spec
+    iterations = int(make_planner(name, **overrides).config.iterations)
+    start = time.perf_counter()
+    make_planner(name, **{**overrides, "iterations": 1}).plan(model, z0, horizon)
+    one = time.perf_counter() - start
+    probe = iterations
+    if budget_s is not None and one * iterations > budget_s:
+        probe = int(min(iterations, max(2, budget_s / max(one, 1e-9))))
+    start = time.perf_counter()
+    make_planner(name, **{**overrides, "iterations": probe}).plan(model, z0, horizon)
+    seconds = time.perf_counter() - start
+    if probe == iterations:
+        return seconds, False
+    per_iteration = max(seconds - one, 0.0) / (probe - 1)
+    return one + per_iteration * (iterations - 1), True
+
+
+@torch.no_grad()
+def return_vs_time(model: LatentModel, starts: Sequence[torch.Tensor], planners: Mapping[str, PlannerSpec],
+                   horizon: int, points: int = 25) -> pd.DataFrame:
+    """Model return of each planner's current actions against wall time, per start feature.
+
+    Columns: planner (the label), start, iteration, wall_time (s), return. Iteration 0 is the
+    initialization at time 0; the snapshots are scored after planning, outside the timed loop.
+    """
+    rows = []
+    for label, (name, overrides) in planners.items():
+        iterations = int(make_planner(name, **overrides).config.iterations)
+        every = max(1, iterations // points)
+        for s, z0 in enumerate(starts):
+            plan = make_planner(name, **{**overrides, "record_every": every}).plan(model, z0, horizon)
+            trace = plan.trace
+            snaps = torch.as_tensor(trace["snapshot_actions"], dtype=z0.dtype)
+            returns = rollout_return(model, z0, snaps, action_max=1.0).double().numpy()
+            for k, ret in zip(trace["snapshot_iteration"], returns, strict=True):
+                t = 0.0 if k == 0 else float(trace["wall_time"][k - 1])
+                rows.append(dict(planner=label, start=s, iteration=int(k), wall_time=t, **{"return": ret}))
+    return pd.DataFrame(rows)
+
+
+def time_to_reach(curves: pd.DataFrame, label: str, target: Mapping[int, float]) -> pd.Series:
+    """Per start: the first wall time at which ``label``'s return reaches ``target[start]`` (NaN: never)."""
+    out = {}
+    for s, group in curves[curves.planner == label].groupby("start"):
+        hit = group[group["return"] >= target[s]]
+        out[s] = float(hit.wall_time.min()) if len(hit) else float("nan")
+    return pd.Series(out, name=label)
+
+
+def plot_return_vs_time(curves: pd.DataFrame, title: str = "") -> Figure:
+    """Mean return over start states against mean wall time, one line per planner (log time)."""
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.subplots()
+    for i, (label, group) in enumerate(curves.groupby("planner", sort=False)):
+        mean = group.groupby("iteration")[["wall_time", "return"]].mean()
+        mean = mean[mean.wall_time > 0]
+        ax.plot(mean.wall_time, mean["return"], "-", color=f"C{i}", label=label, lw=1.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("wall time (s, log scale)")
+    ax.set_ylabel("model return of the current actions")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- solver scaling
+def _block_step(lin) -> torch.Tensor:
+    from latco.solver import add_damping, block_cholesky, block_cholesky_solve
+
+    ne = lin.normal_equations()
+    factor = block_cholesky(add_damping(ne.diag, 1e-3), ne.lower, gram=ne.gram, overwrite=True)
+    return block_cholesky_solve(factor, ne.grad)
+
+
+def _dense_step(lin) -> torch.Tensor:
+    from latco.solver import add_damping
+
+    ne = lin.normal_equations()
+    add_damping(ne.diag, 1e-3)
+    L, info = torch.linalg.cholesky_ex(ne.dense()[0])
+    if info != 0:
+        raise np.linalg.LinAlgError("dense Cholesky failed")
+    return torch.cholesky_solve(ne.grad.reshape(-1, 1), L)
+
+
+def _median_s(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+@torch.no_grad()
+def solver_scaling(model: RSSM, horizons: Iterable[int], repeats: int = 5,
+                   dense_budget: float = 120.0) -> pd.DataFrame:
+    """Seconds per LatCo LM iteration against horizon H: block-tridiagonal vs dense Cholesky.
+
+    Columns: horizon, model_s (model evaluation and Jacobians), block_s, dense_s, dense_measured.
+    The dense solve runs only while its cubic extrapolation from the previous horizon fits
+    ``dense_budget`` seconds (and 8 GB); otherwise ``dense_s`` is that extrapolation. The two solutions
+    are checked to agree to 1e-8 wherever both run.
+    """
+    from latco.planners.latco import _Duals
+
+    planner = make_planner("latco")
+    A, F = model.action_size, model.feature_size
+    d, rows, dense_fit = A + F, [], None
+    for H in sorted(horizons):
+        g = torch.Generator().manual_seed(H)
+        z0, x = torch.randn(F, generator=g), torch.randn(1, H, A + F, generator=g)
+        ones = torch.ones(1, H, dtype=torch.float64)
+        duals = _Duals(ones, ones.clone(), True)
+        lin = planner.linearize(model, z0, x, duals)
+        _block_step(lin)  # warm-up
+        t_model = _median_s(lambda z0=z0, x=x, duals=duals: planner.linearize(model, z0, x, duals), repeats)
+        t_block = _median_s(lambda lin=lin: _block_step(lin), repeats)
+        predicted = None if dense_fit is None else dense_fit * (H * d) ** 3
+        if predicted is None or (predicted < dense_budget and 2 * (H * d) ** 2 * 8 / 1e9 < 8):
+            dense, block = _dense_step(lin), _block_step(lin)
+            rel = float((dense.reshape(block.shape) - block).norm() / block.norm())
+            if rel > 1e-8:
+                raise AssertionError(f"block and dense LM steps differ at H={H}: relative {rel:.2e}")
+            t_dense, measured = _median_s(lambda lin=lin: _dense_step(lin), 1), True
+            dense_fit = t_dense / (H * d) ** 3
+        else:
+            t_dense, measured = predicted, False
+        rows.append(dict(horizon=H, model_s=t_model, block_s=t_block, dense_s=t_dense,
+                         dense_measured=measured))
+    return pd.DataFrame(rows)
+
+
+def plot_solver_scaling(table: pd.DataFrame, d: int) -> Figure:
+    """ms per LM iteration (model included) against H, log-log, with a ∝ H guide."""
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    hs = table.horizon.to_numpy()
+    block = 1e3 * (table.model_s + table.block_s).to_numpy()
+    dense = 1e3 * (table.model_s + table.dense_s).to_numpy()
+    measured = table.dense_measured.to_numpy(bool)
+    ax.loglog(hs, block, "o-", color="C0", label="block-tridiagonal Cholesky")
+    ax.loglog(hs[measured], dense[measured], "s-", color="C3", label="dense Cholesky (measured)")
+    if (~measured).any():
+        tail = np.flatnonzero(measured)[-1:].tolist() + np.flatnonzero(~measured).tolist()
+        ax.loglog(hs[tail], dense[tail], "s--", color="C3", mfc="none", label="dense (cubic extrapolation)")
+    ax.loglog(hs, block[0] * hs / hs[0], ":", color="gray", label="∝ H")
+    ax.set_xticks(hs, [str(h) for h in hs])
+    ax.set_xlabel("planning horizon H")
+    ax.set_ylabel("ms per LM iteration")
+    ax.set_title(f"LatCo LM iteration, d = {d} variables per step", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
