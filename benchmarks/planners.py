@@ -26,8 +26,7 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 import numpy as np
 import torch
 
-from latco import benchmark, data, paths
-from latco.agent import infer_feature
+from latco import benchmark, paths
 from latco.config import PROFILES
 from latco.model import WorldModelConfig
 from latco.train import load_model
@@ -45,9 +44,7 @@ def quick_model_and_starts(n: int, task: str = "obstacle"):
     results = paths.results_dir("quick")
     try:
         model = load_model(paths.model_dir(results, task))
-        episodes = data.load_episodes(paths.data_dir(results, task) / "heldout")[:n]
-        starts = [infer_feature(model, [ep.images[0]], []) for ep in episodes]
-        return model, starts, "trained quick Obstacle model"
+        return model, benchmark.heldout_starts(model, results, task, n), "trained quick Obstacle model"
     except (FileNotFoundError, RuntimeError) as err:
         print(f"(no trained quick model: {err}; using random weights)")
         model = benchmark.random_model(replace(PROFILES["quick"].world_model, action_size=2))
@@ -69,24 +66,19 @@ def main() -> None:
         "quick-sized": benchmark.random_model(replace(PROFILES["quick"].world_model, action_size=4)),
         "paper-sized": benchmark.random_model(WorldModelConfig(action_size=4)),
     }
+    specs = {f"{name} ({label})": (name, ov) for name in NAMES for label, ov in settings(name).items()
+             if label == "paper" or ov}  # quick settings only where they differ from the paper's
     print(f"Part 1: seconds per {H}-step plan, CPU, {torch.get_num_threads()} torch threads "
           "(* = timed over fewer iterations and scaled)")
-    print(f"  {'planner':18s} {'settings':9s} " + " ".join(f"{m:>12s}" for m in models))
-    for name in NAMES:
-        for label, overrides in settings(name).items():
-            cells = []
-            for model in models.values():
-                z0 = torch.randn(model.feature_size, generator=torch.Generator().manual_seed(1))
-                seconds, scaled = benchmark.seconds_per_plan(model, (name, overrides), z0, H, args.budget)
-                cells.append(f"{seconds:11.2f}{'*' if scaled else ' '}")
-            print(f"  {name:18s} {label:9s} " + " ".join(cells), flush=True)
+    table = benchmark.planning_time_table(models, specs, H, args.budget)
+    print(f"  {'planner':30s} " + " ".join(f"{m:>12s}" for m in models))
+    for _, row in table.iterrows():
+        cells = [f"{row[m]:11.2f}{'*' if row[f'{m} extrapolated'] else ' '}" for m in models]
+        print(f"  {row.planner:30s} " + " ".join(cells), flush=True)
     if args.no_curves:
         return
 
     model, starts, what = quick_model_and_starts(args.starts)
-    # quick settings only where they differ from the paper's
-    specs = {f"{name} ({label})": (name, ov) for name in NAMES for label, ov in settings(name).items()
-             if label == "paper" or ov}
     print(f"\nPart 2: model return of the current actions vs wall time, {what}, {len(starts)} start(s)")
     curves = benchmark.return_vs_time(model, starts, specs, H)
     final = curves.sort_values("iteration").groupby(["planner", "start"]).last().reset_index()

@@ -8,6 +8,7 @@ may still violate the dynamics, so the curves here use each planner's action sna
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -36,7 +37,7 @@ def seconds_per_plan(model: LatentModel, spec: PlannerSpec, z0: torch.Tensor, ho
                      budget_s: float | None = None) -> tuple[float, bool]:
     """Wall seconds of one plan; ``(seconds, extrapolated)``.
 
-    A one-iteration plan is timed first (it also warms up). With ``budget_s``, if the full plan
+    A one-iteration plan is timed first (after another as warm-up). With ``budget_s``, if the full plan
     would take longer, only as many iterations as fit the budget are timed and the time is scaled
     linearly to the full count (every iteration of every planner here costs the same; the fixed
     cost is measured by the one-iteration plan and added once), so paper-setting CEM on a CPU need
@@ -44,6 +45,7 @@ def seconds_per_plan(model: LatentModel, spec: PlannerSpec, z0: torch.Tensor, ho
     """
     name, overrides = spec
     iterations = int(make_planner(name, **overrides).config.iterations)
+    make_planner(name, **{**overrides, "iterations": 1}).plan(model, z0, horizon)  # warm-up
     start = time.perf_counter()
     make_planner(name, **{**overrides, "iterations": 1}).plan(model, z0, horizon)
     one = time.perf_counter() - start
@@ -57,6 +59,33 @@ def seconds_per_plan(model: LatentModel, spec: PlannerSpec, z0: torch.Tensor, ho
         return seconds, False
     per_iteration = max(seconds - one, 0.0) / (probe - 1)
     return one + per_iteration * (iterations - 1), True
+
+
+def planning_time_table(models: Mapping[str, LatentModel], planners: Mapping[str, PlannerSpec],
+                        horizon: int, budget_s: float | None = None) -> pd.DataFrame:
+    """Seconds per ``horizon``-step plan: one row per planner label, one column per model label.
+
+    ``<model> extrapolated`` columns say which cells were timed over fewer iterations and scaled
+    (see ``seconds_per_plan``). Start features are random (time does not depend on them).
+    """
+    rows = []
+    for label, spec in planners.items():
+        row: dict[str, object] = {"planner": label}
+        for model_label, model in models.items():
+            z0 = torch.randn(model.feature_size, generator=torch.Generator().manual_seed(1))
+            row[model_label], row[f"{model_label} extrapolated"] = seconds_per_plan(model, spec, z0, horizon,
+                                                                                    budget_s)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def heldout_starts(model: RSSM, results: str | os.PathLike, task: str, n: int) -> list[torch.Tensor]:
+    """Filtered features of the first frames of ``n`` held-out episodes (``latco.paths`` layout)."""
+    from latco import data, paths
+    from latco.agent import infer_feature
+
+    episodes = data.load_episodes(paths.data_dir(results, task) / "heldout")[:n]
+    return [infer_feature(model, [ep.images[0]], []) for ep in episodes]
 
 
 @torch.no_grad()
