@@ -65,12 +65,62 @@ def task_strips(
     return fig
 
 
+def provenance_fields(profile: str) -> dict[str, str]:
+    """{"profile", "commit", "date"}: what made a figure or table (commit "unknown" outside git)."""
+    import datetime
+    import subprocess
+
+    from latco.paths import ROOT
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {"profile": profile, "commit": commit, "date": datetime.date.today().isoformat()}
+
+
+def provenance(profile: str) -> str:
+    """"profile quick · commit 1a2b3c4 · 2026-11-24": the line every figure and table states."""
+    fields = provenance_fields(profile)
+    return f"profile {fields['profile']} · commit {fields['commit']} · {fields['date']}"
+
+
+def stamp(fig: Figure, profile: str) -> Figure:
+    """Write the provenance line in the figure's bottom-left corner."""
+    fig.text(0.005, 0.003, provenance(profile), fontsize=6, color="gray", ha="left", va="bottom")
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
-    """Save `fig` to `path` (folders made as needed) and return the path."""
+    """Save ``fig`` to ``path`` (folders made as needed), and a PDF beside a PNG; returns ``path``.
+
+    Each file is written to a temporary name and renamed, so a killed run leaves no half file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    targets = [path] + ([path.with_suffix(".pdf")] if path.suffix == ".png" else [])
+    for target in targets:
+        tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, target)
     return path
+
+
+def save_table(table: pd.DataFrame, stem: str | os.PathLike, profile: str) -> tuple[Path, Path]:
+    """``<stem>.csv`` (with ``profile``/``commit``/``date`` columns) and ``<stem>.md`` (a Markdown
+    table with the provenance line under it), written atomically."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    line = provenance(profile)
+    csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    tmp = csv.with_name(f".{csv.name}.tmp")
+    table.assign(**provenance_fields(profile)).to_csv(tmp, index=False)
+    os.replace(tmp, csv)
+    tmp = md.with_name(f".{md.name}.tmp")
+    tmp.write_text(table.to_markdown(index=False) + f"\n\n_{line}_\n")
+    os.replace(tmp, md)
+    return csv, md
 
 
 # ------------------------------------------------------------------------------ world model

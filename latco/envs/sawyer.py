@@ -171,6 +171,17 @@ class SawyerEnv(LatcoEnv):
     def _extra_info(self) -> dict[str, Any]:
         return {"metaworld_obs": self._metaworld_obs.copy()}
 
+    def place_puck(self, xy: np.ndarray) -> np.ndarray:
+        """Put the puck at table position ``xy`` (m), at rest, hand unchanged; returns the new frame.
+
+        For probing a model with observations it never collected (Fig. 8's reward heat map).
+        """
+        if self.task.name != "push":
+            raise ValueError("place_puck needs the push task")
+        self.metaworld_env._set_obj_xyz(np.array([xy[0], xy[1], PUCK_Z], dtype=np.float64))
+        mujoco.mj_forward(self.model, self.data)
+        return self._observe()
+
     def close(self) -> None:
         super().close()
         self.metaworld_env.close()

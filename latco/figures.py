@@ -1,0 +1,128 @@
+"""The paper's figures as functions of loaded results: notebooks load, call these and save.
+
+Fig. 1/6 ``plan_optimization``, Fig. 3 ``trajectories``, Fig. 4 ``planned_vs_executed``,
+Fig. 5 ``optimization_curves``, Fig. 7 ``multipliers``, Fig. 8 ``reward_heatmap``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from latco.data import Episode
+from latco.model import RSSM
+from latco.plotting import image_strip
+
+
+def decode(model: RSSM, features: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Images (..., S, S, 3) uint8 the model's decoder draws for features (..., F)."""
+    with torch.no_grad():
+        images = model.decode_images(torch.as_tensor(np.asarray(features), dtype=torch.float32))
+    return np.asarray(images)
+
+
+def plan_optimization(model: RSSM, snapshot_features: np.ndarray, snapshot_iteration: np.ndarray,
+                      steps: Sequence[int], title: str = "") -> Figure:
+    """Fig. 1/6: the plan's latent states decoded to images (columns: time steps) after each
+    recorded optimization iteration (rows)."""
+    rows = len(snapshot_iteration)
+    fig = Figure(figsize=(1.25 * len(steps) + 0.8, 1.3 * rows + 0.4))
+    axes = fig.subplots(rows, len(steps), squeeze=False)
+    for r, (k, features) in enumerate(zip(snapshot_iteration, snapshot_features, strict=True)):
+        images = decode(model, features[list(steps)])
+        image_strip(images, [f"t={t}" for t in steps] if r == 0 else None, axes=axes[r])
+        axes[r, 0].set_ylabel(f"iter {int(k)}", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def optimization_curves(trace: Mapping[str, np.ndarray], title: str = "") -> Figure:
+    """Fig. 5: mean squared dynamics violation (log) and mean predicted reward per iteration."""
+    fig = Figure(figsize=(7.5, 2.8))
+    left, right = fig.subplots(1, 2)
+    iters = np.arange(1, len(trace["dynamics_violation"]) + 1)
+    left.semilogy(iters, trace["dynamics_violation"], color="C3")
+    left.set_ylabel("dynamics violation ‖z' − μ(z, a)‖²")
+    right.plot(iters, trace["predicted_reward"], color="C0")
+    right.set_ylabel("predicted reward (mean over plan)")
+    for ax in (left, right):
+        ax.set_xlabel("optimization iteration")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def multipliers(trace: Mapping[str, np.ndarray], title: str = "") -> Figure:
+    """Fig. 7: the Lagrange multipliers λ (dynamics) and ν (action bound) over the optimization."""
+    fig = Figure(figsize=(4.5, 3))
+    ax = fig.subplots()
+    iters = np.arange(1, len(trace["lam"]) + 1)
+    ax.semilogy(iters, trace["lam"], label="λ (dynamics), mean over t")
+    ax.semilogy(iters, trace["nu"], label="ν (action bound), mean over t")
+    ax.set_xlabel("optimization iteration")
+    ax.set_ylabel("multiplier")
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def trajectories(episodes: Mapping[str, Episode], columns: int = 6, title: str = "") -> Figure:
+    """Fig. 3: executed episodes, one row per task, ``columns`` frames evenly from start to end."""
+    fig = Figure(figsize=(1.7 * columns + 0.4, 1.85 * len(episodes)))
+    axes = fig.subplots(len(episodes), columns, squeeze=False)
+    for r, (task, e) in enumerate(episodes.items()):
+        steps = np.linspace(0, len(e), columns).round().astype(int)
+        titles = [f"t={t}" + (" (success)" if t > 0 and e.success[t - 1] else "") for t in steps]
+        image_strip(e.images[steps], titles, axes=axes[r])
+        axes[r, 0].set_ylabel(task, fontsize=10)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def planned_vs_executed(model: RSSM, runs: Mapping[str, tuple[np.ndarray, Episode]],
+                        steps: Sequence[int], title: str = "") -> Figure:
+    """Fig. 4: per planner, the first plan's latent states decoded (top) above the frames the
+    agent then saw (bottom), at the same time ``steps``."""
+    fig = Figure(figsize=(1.3 * len(steps) + 1.2, 2.7 * len(runs)))
+    axes = fig.subplots(2 * len(runs), len(steps), squeeze=False)
+    for r, (label, (features, episode)) in enumerate(runs.items()):
+        planned = decode(model, features[[min(t, len(features) - 1) for t in steps]])
+        image_strip(planned, [f"t={t}" for t in steps], axes=axes[2 * r])
+        image_strip(episode.images[[min(t, len(episode)) for t in steps]], axes=axes[2 * r + 1])
+        axes[2 * r, 0].set_ylabel(f"{label}\nplanned", fontsize=8)
+        axes[2 * r + 1, 0].set_ylabel(f"{label}\nexecuted", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def reward_heatmap(xs: np.ndarray, ys: np.ndarray, predicted: np.ndarray, true: np.ndarray | None,
+                   goal: np.ndarray, title: str = "") -> Figure:
+    """Fig. 8: the reward predictor over puck positions (x, y) on the table, goal marked.
+
+    ``predicted`` and ``true`` are (len(ys), len(xs)); ``true`` (the environment's reward) is
+    drawn beside it when given.
+    """
+    panels = [("learned reward predictor", predicted)] + ([("true reward", true)] if true is not None else [])
+    fig = Figure(figsize=(4 * len(panels), 3.4))
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    extent = (xs[0], xs[-1], ys[0], ys[-1])
+    for ax, (label, values) in zip(axes, panels, strict=True):
+        image = ax.imshow(values, origin="lower", extent=extent, cmap="viridis", aspect="auto")
+        ax.plot(goal[0], goal[1], marker="*", color="red", markersize=12, label="goal")
+        ax.set_xlabel("puck x (m)")
+        ax.set_ylabel("puck y (m)")
+        ax.set_title(label, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,77 @@
+"""Tables 1-3 from evaluation rows: mean ± standard error, with the number of runs or episodes.
+
+Standard error = sample standard deviation (ddof 1) / √n; with n = 1 it is undefined and shown as
+"n/a", never as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+
+def mean_se(values: pd.Series | np.ndarray) -> tuple[float, float, int]:
+    """(mean, standard error, n) of the finite values; se is NaN for n < 2."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    se = float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return float(v.mean()), se, n
+
+
+def fmt(values: pd.Series | np.ndarray, digits: int = 2) -> str:
+    """"0.32 ± 0.07" (or "0.32 ± n/a" for a single value)."""
+    m, se, n = mean_se(values)
+    if n == 0:
+        return "n/a"
+    return f"{m:.{digits}f} ± " + ("n/a" if np.isnan(se) else f"{se:.{digits}f}")
+
+
+def offline_table(rows: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """Table 2: per (task, planner) evaluation rows (``latco.agent.evaluate``) → success rate and
+    final distance to the goal, mean ± s.e. over episodes, and seconds per plan."""
+    out = []
+    for (task, planner), table in rows.items():
+        out.append({"task": task, "planner": planner, "episodes": len(table),
+                    "success": fmt(table["success"].astype(float)),
+                    "final distance": fmt(table["final_distance"]),
+                    "return": fmt(table["return"], 1),
+                    "s / plan": f"{table['plan_seconds'].mean():.2f}"})
+    return pd.DataFrame(out)
+
+
+def predicted_vs_achieved(rows: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """Table 3: the model's predicted reward of the executed plans against the reward achieved,
+    summed over each episode's plans, mean ± s.e. over episodes."""
+    out = []
+    for (task, planner), table in rows.items():
+        gap = table["achieved_reward"] - table["predicted_reward"]
+        out.append({"task": task, "planner": planner, "episodes": len(table),
+                    "predicted": fmt(table["predicted_reward"], 1),
+                    "achieved": fmt(table["achieved_reward"], 1),
+                    "achieved − predicted": fmt(gap, 1)})
+    return pd.DataFrame(out)
+
+
+def online_table(runs: Mapping[tuple[str, str, int], pd.DataFrame]) -> pd.DataFrame:
+    """Table 1: per (task, planner), the first and the last evaluation of each seed's online run
+    (``latco.experiments.online_evaluations``), mean ± s.e. over seeds, and the number of runs."""
+    grouped: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    for (task, planner, _seed), evals in runs.items():
+        if len(evals):
+            grouped.setdefault((task, planner), []).append(evals.sort_values("episodes_collected"))
+    out = []
+    for (task, planner), evals in grouped.items():
+        first = pd.DataFrame([e.iloc[0] for e in evals])
+        last = pd.DataFrame([e.iloc[-1] for e in evals])
+        out.append({"task": task, "planner": planner, "runs": len(evals),
+                    "episodes collected": int(last["episodes_collected"].min()),
+                    "success (first eval)": fmt(first["success"]),
+                    "success (last eval)": fmt(last["success"]),
+                    "final distance (last eval)": fmt(last["final_distance"]),
+                    "return (last eval)": fmt(last["return"], 1)})
+    return pd.DataFrame(out)

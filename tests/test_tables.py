@@ -1,0 +1,39 @@
+"""Tables 1-3 against hand-computed means and standard errors."""
+
+import numpy as np
+import pandas as pd
+
+from latco.tables import fmt, mean_se, offline_table, online_table, predicted_vs_achieved
+
+
+def test_mean_se_by_hand():
+    m, se, n = mean_se([1.0, 0.0, 0.0, 1.0])
+    assert (m, n) == (0.5, 4) and np.isclose(se, np.sqrt(1 / 3) / 2)  # sd = sqrt(1/3), /sqrt(4)
+    assert np.isnan(mean_se([2.0])[1]) and fmt([2.0]) == "2.00 ± n/a"
+    assert mean_se([np.nan, 1.0, 3.0])[:2] == (2.0, np.sqrt(2) / np.sqrt(2))
+
+
+def rows(success, distance, predicted, achieved):
+    return pd.DataFrame({"success": success, "final_distance": distance, "return": achieved,
+                         "predicted_reward": predicted, "achieved_reward": achieved,
+                         "plan_seconds": [2.0] * len(success)})
+
+
+def test_offline_and_predicted_tables():
+    r = {("obstacle", "latco"): rows([True, False], [0.1, 0.3], [-10.0, -20.0], [-12.0, -30.0])}
+    t2 = offline_table(r)
+    assert t2.loc[0, "success"] == "0.50 ± 0.50"  # sd 0.7071 / sqrt 2
+    assert t2.loc[0, "final distance"] == "0.20 ± 0.10"
+    t3 = predicted_vs_achieved(r)
+    assert t3.loc[0, "predicted"] == "-15.0 ± 5.0" and t3.loc[0, "achieved − predicted"] == "-6.0 ± 4.0"
+
+
+def test_online_table_takes_first_and_last_evaluation_per_seed():
+    def run(s0, s1):
+        return pd.DataFrame({"episodes_collected": [10, 0], "success": [s1, s0], "return": [-1.0, -5.0],
+                             "final_distance": [0.1, 0.5], "eval_episodes": [10, 10]})
+
+    t1 = online_table({("obstacle", "latco", 0): run(0.0, 0.6), ("obstacle", "latco", 1): run(0.2, 0.8)})
+    assert t1.loc[0, "runs"] == 2 and t1.loc[0, "episodes collected"] == 10
+    assert t1.loc[0, "success (first eval)"] == "0.10 ± 0.10"
+    assert t1.loc[0, "success (last eval)"] == "0.70 ± 0.10"
