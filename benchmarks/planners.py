@@ -96,8 +96,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for suffix in (".png", ".pdf"):
         fig.savefig(args.out.with_suffix(suffix), dpi=150)
-    curves.to_csv(args.out.with_suffix(".curves.csv"), index=False)
-    print(f"wrote {args.out} (+ .pdf, .curves.csv)")
+    print(f"wrote {args.out} (+ .pdf)")
 
 
 if __name__ == "__main__":

@@ -127,7 +127,8 @@ def plot_return_vs_time(curves: pd.DataFrame, title: str = "") -> Figure:
     for i, (label, group) in enumerate(curves.groupby("planner", sort=False)):
         mean = group.groupby("iteration")[["wall_time", "return"]].mean()
         mean = mean[mean.wall_time > 0]
-        ax.plot(mean.wall_time, mean["return"], "-", color=f"C{i}", label=label, lw=1.5)
+        style = "-" if i < 10 else "--"  # 10 colours, then dashed: every curve distinguishable
+        ax.plot(mean.wall_time, mean["return"], style, color=f"C{i % 10}", label=label, lw=1.5)
     ax.set_xscale("log")
     ax.set_xlabel("wall time (s, log scale)")
     ax.set_ylabel("model return of the current actions")
