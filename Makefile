@@ -1,6 +1,6 @@
 # The two commands a newcomer needs (see README):
 #   make paper  -- set up .venv and rebuild every figure and table on the default (quick) profile
-#   make test   -- set up .venv and run the whole test suite (ruff, pytest, nbval)
+#   make test   -- set up .venv and run the whole test suite (ruff, pytest incl. the smoke workflow, nbval)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -37,11 +37,7 @@ test: setup lint
 	fi
 
 paper: setup
-	@if [ -f Snakefile ]; then \
-		$(VENV)/bin/snakemake --cores all all --config profile=$(PROFILE); \
-	else \
-		echo "Setup done. The paper workflow (Snakefile) is not in the repo yet: it arrives with the pipeline issue."; \
-	fi
+	$(VENV)/bin/snakemake --cores all all --config profile=$(PROFILE)
 
 clean-venv:
 	rm -rf $(VENV)

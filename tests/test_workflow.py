@@ -1,0 +1,82 @@
+"""The Snakemake workflow: dry runs for the cluster and quick profiles, and the smoke profile end to
+end: interrupted mid-run (Ctrl-C), re-run to completion without redoing finished jobs, then up to date.
+
+(After a SIGKILL instead, Snakemake may also re-run the jobs that finished in its last moments,
+whose completion it had not yet recorded; the notebooks resume, so that costs seconds.)"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from latco.paths import ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--nolock"]  # --nolock: a user's own run may hold the lock
+
+
+def targets(profile: str) -> list[str]:
+    """Every figure and table file `all` asks for (from the Snakefile's FIGURES)."""
+    namespace: dict = {}
+    source = (ROOT / "Snakefile").read_text()
+    start = source.index("FIGURES = {")
+    exec(source[start:source.index("}\n", start) + 2], namespace)  # the literal dict only
+    return [f for files in namespace["FIGURES"].values() for f in files]
+
+
+def dry_run(*args: str) -> str:
+    out = subprocess.run([*SNAKEMAKE, "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def test_slurm_profile_dry_run_plans_the_paper_profile():
+    log = dry_run("--profile", "profiles/slurm", "all", "--config", "profile=paper")
+    # 3 tasks x 3 planners offline, 3 tasks x 3 planners x 3 seeds online
+    for rule, count in [("data", 3), ("world_model", 3), ("offline", 9), ("online", 27), ("tables", 1)]:
+        assert any(line.split() == [rule, str(count)] for line in log.splitlines()), (rule, log[-2000:])
+
+
+def test_quick_dry_run_makes_every_figure_and_table(tmp_path):
+    log = dry_run("all", "--config", "profile=quick", f"results_root={tmp_path}",
+                  f"figures_dir={tmp_path}/fig")
+    for name in targets("quick"):
+        assert f"{tmp_path}/fig/{name}" in log, name
+
+
+def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
+    figures, notebooks = tmp_path / "figures", tmp_path / "smoke" / "notebooks"
+    command = [*SNAKEMAKE, "--cores", "2", "all", "--config", "profile=smoke", f"results_root={tmp_path}",
+               f"figures_dir={figures}"]
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.time() + 600
+    while len(list(notebooks.glob("0*.ipynb"))) < 3 and run.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)
+    killed_at = time.time_ns()
+    os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in a terminal: snakemake and its running jobs, mid-run
+    run.wait(timeout=120)
+    # jobs that ended in the last seconds before the interrupt may not be recorded as finished yet
+    # (Snakemake polls its jobs), so only those done 2 s before it must be kept
+    finished = {p: p.stat().st_mtime_ns for p in notebooks.glob("*.ipynb")
+                if p.stat().st_mtime_ns < killed_at - 2_000_000_000}
+    assert len(finished) >= 2 and len(list(notebooks.glob("*.ipynb"))) < 25  # really mid-run
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    for path, mtime in finished.items():  # completed jobs were not redone
+        assert path.stat().st_mtime_ns == mtime, path
+    for name in targets("smoke"):
+        assert (figures / name).stat().st_size > 0, name
+    assert not list(tmp_path.rglob(".*.tmp*"))  # no half-written file left behind
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.parametrize("bad", ["profile=huge"])
+def test_an_unknown_profile_is_named(bad):
+    out = subprocess.run([*SNAKEMAKE, "-n", "all", "--config", bad], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0 and "unknown profile 'huge'" in out.stdout + out.stderr
