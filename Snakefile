@@ -21,6 +21,8 @@ PROFILE = config["profile"]
 PROF = get_profile(PROFILE)
 R = Path(config.get("results_root") or "results") / PROFILE
 FIG = Path(config["figures_dir"]) if config.get("figures_dir") else paths.figures_dir(PROFILE)
+if FIG.is_absolute() and FIG.is_relative_to(Path.cwd()):
+    FIG = FIG.relative_to(Path.cwd())  # so `snakemake figures/fig3_trajectories.png` names a target
 NB = R / "notebooks"
 LOGS = R / "logs"
 SEED = config.get("seed", 0)
