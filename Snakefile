@@ -27,6 +27,9 @@ NB = R / "notebooks"
 LOGS = R / "logs"
 SEED = config.get("seed", 0)
 GPU = PROFILE == "paper"  # the paper profile's models and planners want a GPU; quick and smoke run on CPUs
+# On CPUs one thread per job, so two jobs share 2 cores: torch's second thread buys little on these
+# small models and busy-waits whenever another job runs (NOTES). With a GPU, feed it with 4.
+HEAVY_THREADS = 4 if GPU else 1
 RUN = f"{sys.executable} -m latco.workflow"  # the Python that runs snakemake (the venv)
 COMMON = f"-p profile {PROFILE} -p results {R} -p seed {SEED}"
 
@@ -60,6 +63,7 @@ rule data:
     output: NB / "01_data_{task}.ipynb"
     log: LOGS / "01_data_{task}.log"
     threads: 1
+    priority: 2  # minutes each, and everything offline waits on it
     resources: mem_mb=4000, runtime=hours(0.3, 3)
     shell: "{RUN} notebooks/01_data.ipynb {output} --threads {threads} {COMMON} -p task {wildcards.task} > {log} 2>&1"
 
@@ -68,7 +72,7 @@ rule world_model:
     input: NB / "01_data_{task}.ipynb"
     output: NB / "02_world_model_{task}.ipynb"
     log: LOGS / "02_world_model_{task}.log"
-    threads: 2
+    threads: HEAVY_THREADS
     resources: mem_mb=8000, runtime=hours(0.5, 24), gpu=int(GPU),
         slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/02_world_model.ipynb {output} --threads {threads} {COMMON} -p task {wildcards.task} "
@@ -89,6 +93,7 @@ rule online:
     output: NB / "04_online_{task}_{planner}_seed{seed}.ipynb"
     log: LOGS / "04_online_{task}_{planner}_seed{seed}.log"
     threads: 1
+    priority: 1  # the longest jobs, needed only by the tables: start them early, not last
     resources: mem_mb=8000, runtime=hours(1, 48), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/04_online_training.ipynb {output} --threads {threads} -p profile {PROFILE} "
            "-p results {R} -p seed {wildcards.seed} -p task {wildcards.task} -p planner {wildcards.planner} "
@@ -149,7 +154,7 @@ rule planning_time:
     input: NB / "02_world_model_obstacle.ipynb"
     output: [FIG / f for f in FIGURES["14_planning_time"]], nb=NB / "14_planning_time.ipynb"
     log: LOGS / "14_planning_time.log"
-    threads: 2
+    threads: HEAVY_THREADS
     resources: mem_mb=8000, runtime=hours(0.5, 2), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/14_planning_time.ipynb {output.nb} --threads {threads} -p profile {PROFILE} "
            "-p results {R} -p fig_dir {FIG} > {log} 2>&1"
