@@ -38,8 +38,8 @@ ONLINE = [(t, p, s) for t in PROF.online_tasks for p in PROF.online_planners for
 FIGURES = {
     "00_tasks": ["tasks.png", "tasks.pdf"],
     "10_plan_optimization": [f"{n}.{e}" for n in ("fig1_plan_optimization", "fig5_optimization", "fig7_multipliers")
-                             for e in ("png", "pdf")],
-    "11_trajectories": [f"{n}.{e}" for n in ("fig3_trajectories", "fig4_push_plans") for e in ("png", "pdf")],
+                             for e in ("png", "pdf")] + ["fig1_plan_optimization.gif"],
+    "11_trajectories": [f"{n}.{e}" for n in ("fig3_trajectories", "fig4_push_plans") for e in ("png", "pdf", "gif")],
     "12_reward_heatmap": ["fig8_reward_heatmap.png", "fig8_reward_heatmap.pdf"],
     "13_tables": [f"{n}.{e}" for n in ("table1_online", "table2_offline", "table3_predicted_vs_achieved")
                   for e in ("csv", "md")],
