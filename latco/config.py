@@ -43,6 +43,10 @@ class OnlineConfig:
 
     seed_episodes: int
     """Episodes of uniformly random actions collected before the first plan (authors: 5000 steps)."""
+    seed_hold: int
+    """Each seed episode's random action is held for this many steps (authors: 1). Obstacle's
+    actions are target positions: a new one every step only jitters the agent near its start, so
+    the model never sees the far side of the wall and no planner has a reason to go there."""
     episodes: int
     """Episodes collected with the planner (plus exploration noise) after the seed data."""
     initial_train_steps: int
@@ -94,7 +98,7 @@ PROFILES: dict[str, Profile] = {
         data=DataConfig(episodes=2000, noise=0.3, heldout=20,
                         random_episodes=500, random_hold=5, greedy_episodes=500),
         # ~24 h per agent in the paper; 5000 prefill steps and 15 gradient steps per 150 env steps
-        online=OnlineConfig(seed_episodes=40, episodes=2000, initial_train_steps=5000,
+        online=OnlineConfig(seed_episodes=40, seed_hold=1, episodes=2000, initial_train_steps=5000,
                             train_steps_per_episode=100, explore_noise=0.3, eval_every=50, eval_episodes=20),
         eval_fraction=1.0,
         planners={},  # every planner at its paper settings (App. B; the configs' defaults)
@@ -109,7 +113,7 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(steps=3000, batch=16, length=32, checkpoint_every=250),
         data=DataConfig(episodes=100, noise=0.3, heldout=10,
                         random_episodes=50, random_hold=5, greedy_episodes=50),
-        online=OnlineConfig(seed_episodes=20, episodes=30, initial_train_steps=1500,
+        online=OnlineConfig(seed_episodes=20, seed_hold=5, episodes=30, initial_train_steps=1500,
                             train_steps_per_episode=50, explore_noise=0.3, eval_every=10, eval_episodes=10),
         eval_fraction=0.5,
         # Budgets chosen for about equal wall time per plan on the quick model (measured on 2 CPU
@@ -133,7 +137,7 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(steps=10, batch=4, length=8, checkpoint_every=5, log_every=5),
         data=DataConfig(episodes=3, noise=0.3, heldout=2,
                         random_episodes=1, random_hold=5, greedy_episodes=1),
-        online=OnlineConfig(seed_episodes=2, episodes=2, initial_train_steps=4,
+        online=OnlineConfig(seed_episodes=2, seed_hold=5, episodes=2, initial_train_steps=4,
                             train_steps_per_episode=2, explore_noise=0.3, eval_every=1, eval_episodes=1),
         eval_fraction=0.02,
         planners={

@@ -160,7 +160,8 @@ def online_training(
     spec = envs.task_spec(task)
     size = profile.world_model.image_size
     episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
-    data.collect(task, RandomPolicy(spec.action_size), cfg.seed_episodes, episodes_dir, seed, size)
+    seed_policy = RandomPolicy(spec.action_size, cfg.seed_hold)
+    data.collect(task, seed_policy, cfg.seed_episodes, episodes_dir, seed, size)
     episodes = data.load_episodes(episodes_dir)
     model_cfg = world_model_config(profile, spec.action_size)
     length = min(profile.train.length, spec.t_tot + 1)

@@ -51,5 +51,10 @@ def test_killed_online_run_resumes_without_losing_or_repeating_episodes(tmp_path
     assert step == 4 + 4 * 2  # smoke: initial 4 gradient steps, then 2 per collected episode
     evals = sorted(p.name for p in run_dir.glob("eval_*"))
     assert evals == ["eval_0000", "eval_0002", "eval_0004"]
+    hold = 5  # smoke's seed_hold: seed actions change only every 5 steps, so the agent travels
+    for e in episodes[:2]:
+        blocks = e.actions.reshape(-1, hold, e.actions.shape[-1])
+        assert np.array_equal(blocks, np.repeat(blocks[:, :1], hold, axis=1))
+        assert len(np.unique(blocks[:, 0], axis=0)) == len(blocks)
     for e in episodes[2:]:  # planner episodes carry exploration noise, not the seed policy's uniform draws
         assert len(e) == 30 and np.abs(e.actions).max() <= 1
