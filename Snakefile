@@ -42,7 +42,7 @@ FIGURES = {
     "11_trajectories": [f"{n}.{e}" for n in ("fig3_trajectories", "fig4_push_plans") for e in ("png", "pdf", "gif")],
     "12_reward_heatmap": ["fig8_reward_heatmap.png", "fig8_reward_heatmap.pdf"],
     "13_tables": [f"{n}.{e}" for n in ("table1_online", "table2_offline", "table3_predicted_vs_achieved")
-                  for e in ("csv", "md")],
+                  for e in ("csv", "md")] + ["online_curves.png", "online_curves.pdf"],
     "14_planning_time": ["planning_time.csv", "planning_time.md", "planning_time.png", "planning_time.pdf",
                          "solver_scaling.png", "solver_scaling.pdf"],
 }

@@ -1,7 +1,8 @@
 """The paper's figures as functions of loaded results: notebooks load, call these and save.
 
 Fig. 1/6 ``plan_optimization``, Fig. 3 ``trajectories``, Fig. 4 ``planned_vs_executed``,
-Fig. 5 ``optimization_curves``, Fig. 7 ``multipliers``, Fig. 8 ``reward_heatmap``.
+Fig. 5 ``optimization_curves``, Fig. 7 ``multipliers``, Fig. 8 ``reward_heatmap``; beside
+Table 1, ``online_curves`` (success over online training, one line per planner).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
@@ -53,6 +55,38 @@ def optimization_curves(trace: Mapping[str, np.ndarray], title: str = "") -> Fig
         ax.set_xlabel("optimization iteration")
         ax.grid(True, alpha=0.3)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def online_curves(runs: Mapping[tuple[str, str, int], pd.DataFrame], title: str = "") -> Figure:
+    """Success rate against planner episodes collected, one panel per task and one line per
+    planner (mean over seeds; shaded ± standard error where there are several seeds).
+
+    ``runs`` maps (task, planner, seed) to ``latco.experiments.online_evaluations`` tables.
+    """
+    tasks = sorted({task for task, _, _ in runs})
+    fig = Figure(figsize=(3.6 * max(len(tasks), 1) + 0.6, 3))
+    axes = np.atleast_1d(fig.subplots(1, max(len(tasks), 1), squeeze=False)[0])
+    for ax, task in zip(axes, tasks, strict=False):
+        planners = dict.fromkeys(p for t, p, _ in runs if t == task)  # keep the given order
+        for i, planner in enumerate(planners):
+            evals = [e for (t, p, _), e in runs.items() if t == task and p == planner and len(e)]
+            if not evals:
+                continue
+            table = pd.concat(evals).groupby("episodes_collected")["success"]
+            mean, se = table.mean(), table.sem().fillna(0.0)
+            ax.plot(mean.index, mean.values, marker="o", color=f"C{i}",
+                    label=f"{planner} ({len(evals)} seed{'s' if len(evals) > 1 else ''})")
+            ax.fill_between(mean.index, (mean - se).values, (mean + se).values, color=f"C{i}", alpha=0.2)
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("planner episodes collected")
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("success rate (evaluation)")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -62,3 +62,17 @@ def test_place_puck_moves_the_puck_in_the_simulator_and_the_image():
         assert np.abs(first.astype(int) - second.astype(int)).sum() > 0
     finally:
         env.close()
+
+
+def test_online_curves_plot_the_mean_success_over_seeds_per_planner():
+    def evals(success):
+        return pd.DataFrame({"episodes_collected": [0, 10, 20], "success": success})
+    runs = {("obstacle", "latco", 0): evals([0.0, 0.5, 1.0]),
+            ("obstacle", "latco", 1): evals([0.0, 0.1, 0.6]),
+            ("obstacle", "cem", 0): evals([0.0, 1.0, 0.9]), ("reach", "gd", 0): evals([0.0, 0.0, 0.2])}
+    fig = figures.online_curves(runs)
+    assert [ax.get_title() for ax in fig.axes] == ["obstacle", "reach"]
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(lines) == {"latco (2 seeds)", "cem (1 seed)"}
+    np.testing.assert_allclose(lines["latco (2 seeds)"].get_ydata(), [0.0, 0.3, 0.8])
+    np.testing.assert_allclose(lines["cem (1 seed)"].get_xdata(), [0, 10, 20])
