@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: notebooks run headless through papermill (no ipywidgets)
 
 from latco import data, envs
 from latco.model import RSSM

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: notebooks run headless through papermill (no ipywidgets)
 
 from latco import data, envs, paths
 from latco.agent import evaluate, run_episode

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: notebooks run headless through papermill (no ipywidgets)
 
 from latco.model import RSSM, WorldModelConfig, elbo_loss
 from latco.replay import Replay

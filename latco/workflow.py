@@ -5,7 +5,8 @@
 papermill writes its output notebook cell by cell; writing to ``.OUT.ipynb.tmp`` and renaming
 at the end means a killed job leaves no output that looks finished, so Snakemake re-runs it (and
 the notebook's resumable calls continue where the killed run stopped). ``--threads`` caps torch's
-and OpenMP's threads at the rule's share of the cores.
+and OpenMP's threads at the rule's share of the cores. Progress bars arrive as one stream output
+per refresh (thousands per training run); the saved notebook keeps what a terminal would show.
 """
 
 from __future__ import annotations
@@ -15,7 +16,37 @@ import os
 import sys
 from pathlib import Path
 
+import nbformat
 import yaml
+
+
+def _terminal_text(text: str) -> str:
+    """What a terminal shows for ``text``: within each line, a carriage return restarts the line."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
+
+
+def collapse_streams(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Merge each cell's consecutive stdout/stderr outputs and resolve carriage returns, in place.
+
+    A tqdm bar without ipywidgets writes ``\rbar`` once per refresh, each a separate output;
+    merged and resolved, a 3000-step training run leaves one line instead of 3000 outputs.
+    """
+    for cell in nb.cells:
+        merged: list = []
+        for out in cell.get("outputs", []):
+            prev = merged[-1] if merged else None
+            if (out.get("output_type") == "stream" and prev is not None
+                    and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
+                prev["text"] += out["text"]
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.get("output_type") == "stream":
+                out["text"] = _terminal_text(out["text"])
+        if "outputs" in cell:
+            cell["outputs"] = merged
+    return nb
 
 
 def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict[str, object],
@@ -31,6 +62,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, paramet
     # the kernel runs in the caller's directory, so relative paths mean the same as in the Snakefile
     papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name="python3",
                                progress_bar=False, cwd=os.getcwd())
+    nbformat.write(collapse_streams(nbformat.read(tmp, as_version=4)), tmp)
     os.replace(tmp, output)
     return output
 

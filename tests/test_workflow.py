@@ -80,3 +80,22 @@ def test_an_unknown_profile_is_named(bad):
     out = subprocess.run([*SNAKEMAKE, "-n", "all", "--config", bad], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode != 0 and "unknown profile 'huge'" in out.stdout + out.stderr
+
+
+def test_saved_notebooks_keep_what_a_terminal_shows_of_progress_bars():
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from latco.workflow import collapse_streams
+
+    bars = [new_output("stream", name="stderr", text=f"\rtrain: {i}/3") for i in range(4)]
+    outputs = [new_output("stream", name="stdout", text="config\n"), *bars,
+               new_output("stream", name="stderr", text="\n"),
+               new_output("stream", name="stdout", text="done\r\n"),
+               new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
+    nb = collapse_streams(new_notebook(cells=[new_code_cell("x", outputs=outputs)]))
+    kept = nb.cells[0].outputs
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in kept] == [
+        ("stream", "stdout", "config\n"), ("stream", "stderr", "train: 3/3\n"),
+        ("stream", "stdout", "done\n"), ("execute_result", None, None)]
+    nbformat.validate(nb)
