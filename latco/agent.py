@@ -25,7 +25,7 @@ from tqdm import tqdm  # text bars: notebooks run headless through papermill (no
 
 from latco import data, envs
 from latco.model import RSSM
-from latco.planners.base import Plan, Planner
+from latco.planners.base import Plan, Planner, reseed
 
 
 @dataclass
@@ -86,6 +86,7 @@ def run_episode(
     if t_cache > horizon:
         raise ValueError(f"t_cache ({t_cache}) cannot exceed the planning horizon ({horizon})")
     rng = np.random.default_rng(seed)
+    reseed(planner, seed)  # an episode's plans depend on its seed alone (resume = uninterrupted)
     if hasattr(planner, "reset"):
         planner.reset()
     obs, info = env.reset(seed=seed)

@@ -101,3 +101,27 @@ def test_random_policy_holds_each_action():
     assert not np.allclose(actions[0], actions[4]) and np.abs(actions).max() <= 1
     policy.reset(0)
     np.testing.assert_array_equal(np.stack([policy(None, {}) for _ in range(12)]), actions)
+
+
+@pytest.mark.parametrize("name", ["cem", "latco"])
+def test_an_episode_plans_the_same_whatever_the_planner_did_before(model, name):
+    """A seeded planner is restarted per episode: evaluating episode 2 after episode 1 (one
+    uninterrupted evaluation) or on its own (a resumed one) gives the same plans; a different
+    episode seed gives different ones."""
+    from latco.planners import make_planner
+
+    options = {"cem": {"iterations": 2, "samples": 20, "elites": 4}, "latco": {"iterations": 3}}[name]
+    env = envs.make_env("obstacle", seed=0, image_size=32)
+
+    def first_plan(planner, seed):
+        result = run_episode(env, model, planner, seed=seed, horizon=6, t_cache=3, t_tot=3)
+        return result.plans[0].plan.actions
+
+    uninterrupted = make_planner(name, **options)
+    first_plan(uninterrupted, 10)
+    after_another = first_plan(uninterrupted, 11)
+    alone = first_plan(make_planner(name, **options), 11)
+    other_seed = first_plan(make_planner(name, **options), 12)
+    env.close()
+    torch.testing.assert_close(after_another, alone, rtol=0, atol=0)
+    assert not torch.equal(alone, other_seed)

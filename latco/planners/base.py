@@ -55,6 +55,20 @@ class Planner(Protocol):
     def plan(self, model: LatentModel, z0: Tensor, horizon: int) -> Plan: ...
 
 
+def reseed(planner: Planner, episode_seed: int) -> None:
+    """Restart a seeded planner's random stream for one episode.
+
+    The plans of an episode then depend only on (planner seed, episode seed), not on how many
+    plans the planner made before: a resumed or re-run evaluation, or one episode evaluated on
+    its own, repeats them exactly. Planners without a ``generator`` or with ``seed=None`` are
+    left alone.
+    """
+    generator = getattr(planner, "generator", None)
+    seed = getattr(getattr(planner, "config", None), "seed", None)
+    if isinstance(generator, torch.Generator) and seed is not None:
+        generator.manual_seed((seed * 1_000_003 + episode_seed) % 2**63)
+
+
 # ------------------------------------------------------------------------------------ registry
 _REGISTRY: dict[str, tuple[type, Callable[[Any], Planner]]] = {}
 
