@@ -10,6 +10,7 @@ where it stopped and never redoes finished work.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -239,3 +240,35 @@ def online_evaluations(run_dir: str | os.PathLike) -> pd.DataFrame:
             "eval_episodes": len(table),
         })
     return pd.DataFrame(rows)
+
+
+def cross_evaluation(
+    task: str,
+    models: Mapping[str, str | os.PathLike],
+    planners: Sequence[str],
+    profile: Profile,
+    episodes: int,
+    device: str | None = None,
+    planner_overrides: Mapping[str, Mapping[str, object]] | None = None,
+) -> pd.DataFrame:
+    """Every planner on every given model, from the same start states as the online evaluations.
+
+    ``models`` maps a label (e.g. the planner whose online run trained the model) to a model
+    directory. Online runs confound the planner with the data it collected; planning on each
+    other's models separates the two: a planner that does worse on a model another planner
+    solves has an optimizer problem, not a data problem. One row per (model, planner), with
+    success rate, return, the model's predicted reward of the executed plans and s / plan.
+    """
+    rows = []
+    for label, model_dir in models.items():
+        model = load_model(model_dir, device=device)
+        for planner in planners:
+            agent = make_profile_planner(profile, planner, **(planner_overrides or {}).get(planner, {}))
+            table = evaluate(model, agent, task, episodes, seed=ONLINE_EVAL_SEED, progress=False)
+            rows.append({"model": label, "planner": planner, "episodes": len(table),
+                         "success": table["success"].mean(), "return": table["return"].mean(),
+                         "predicted": table["predicted_reward"].mean(),
+                         "final distance": table["final_distance"].mean(),
+                         "s / plan": table["plan_seconds"].mean()})
+    return pd.DataFrame(rows)
+

@@ -1,5 +1,6 @@
 """Online training (Algorithm 1): a run killed mid-way resumes with no episode lost or duplicated."""
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -7,8 +8,12 @@ import textwrap
 import time
 
 import numpy as np
+import pandas as pd
+import pytest
 
+from latco.config import get_profile
 from latco.data import load_episodes
+from latco.experiments import cross_evaluation
 from latco.train import CHECKPOINT, load_checkpoint
 
 RUN = textwrap.dedent(
@@ -58,3 +63,13 @@ def test_killed_online_run_resumes_without_losing_or_repeating_episodes(tmp_path
         assert len(np.unique(blocks[:, 0], axis=0)) == len(blocks)
     for e in episodes[2:]:  # planner episodes carry exploration noise, not the seed policy's uniform draws
         assert len(e) == 30 and np.abs(e.actions).max() <= 1
+
+    # the final model, re-evaluated from scratch (cross_evaluation), repeats the run's last evaluation
+    smoke = get_profile("smoke")
+    profile = dataclasses.replace(smoke, online=dataclasses.replace(smoke.online, eval_episodes=1))
+    again = cross_evaluation("obstacle", {"run": run_dir / "model"}, ["latco"], profile, 1, device="cpu",
+                             planner_overrides={"latco": {"iterations": 3}})
+    last = pd.read_json(run_dir / "eval_0004" / "rows.jsonl", lines=True)
+    assert again["success"].item() == last["success"].mean()
+    assert again["return"].item() == pytest.approx(last["return"].mean(), rel=1e-6)
+
