@@ -152,6 +152,34 @@ def test_sawyer_hand_visibly_moves(env_of, task):
     assert changed.sum() > 20, "the image barely changed although the hand moved > 10 cm"
 
 
+def _yellow(obs):
+    return (obs[..., 0] > 180) & (obs[..., 1] > 150) & (obs[..., 2] < 80)
+
+
+def test_push_puck_is_drawn_large_enough_and_where_it_is(monkeypatch):
+    """At 32 px the puck's disc (drawn at twice the real radius) covers ~10 pixels, about twice
+    what the real puck covers, and its pixels follow the puck along the table's x axis."""
+    from latco.envs import sawyer
+
+    def yellow_counts_and_columns(radius):
+        monkeypatch.setattr(sawyer, "PUCK_DRAW_RADIUS", radius)
+        env = envs.make_env("push", seed=0, image_size=32)
+        env.reset(seed=0)
+        counts, columns = [], []
+        for x in (-0.15, 0.05, 0.25):  # away from the hand, which starts above the original puck
+            yellow = _yellow(env.unwrapped.place_puck(np.array([x, 0.65])))
+            counts.append(yellow.sum())
+            columns.append(np.nonzero(yellow)[1].mean() if yellow.any() else np.nan)
+        env.close()
+        return np.array(counts), np.array(columns)
+
+    drawn, columns = yellow_counts_and_columns(sawyer.PUCK_DRAW_RADIUS)
+    real, _ = yellow_counts_and_columns(0.02)
+    assert drawn.min() >= 6, drawn
+    assert drawn.sum() >= 1.8 * real.sum(), (drawn, real)  # measured: 29 against 13
+    assert np.all(np.abs(np.diff(columns)) >= 3), columns  # 0.2 m apart along x: >= 3 px apart
+
+
 def test_obstacle_reward_and_success_follow_the_definition():
     """reward = -10 mean((pos - goal)^2); success iff |pos - goal| < 0.3 (authors' code)."""
     env = envs.make_env("obstacle", seed=0, render=False)

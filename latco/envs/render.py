@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import weakref
+from collections.abc import Callable
 
 import mujoco  # latco.envs (imported first, as our package) has set MUJOCO_GL
 import numpy as np
@@ -31,17 +32,43 @@ def _close_all() -> None:
         renderer.close()
 
 
+def add_geom(
+    scene: mujoco.MjvScene, kind: int, size: np.ndarray, pos: np.ndarray, rgba: np.ndarray
+) -> None:
+    """Append one axis-aligned drawing-only geom (a `mujoco.mjtGeom`) to `scene`."""
+    if scene.ngeom >= scene.maxgeom:
+        raise RuntimeError(f"the scene holds at most {scene.maxgeom} geoms; no room to draw one more")
+    mujoco.mjv_initGeom(
+        scene.geoms[scene.ngeom],
+        kind,
+        np.asarray(size, np.float64),
+        np.asarray(pos, np.float64),
+        np.eye(3).ravel(),
+        np.asarray(rgba, np.float32),
+    )
+    scene.ngeom += 1
+
+
 class Renderer:
     """Render square RGB frames of one MuJoCo model from one camera.
 
     `camera` is a `mujoco.MjvCamera` (free or fixed); the env may move it between frames.
+    `decorate(scene, data)`, if given, adds drawing-only geoms to each frame's scene (e.g. with
+    `add_geom`) after MuJoCo has filled it: they are drawn, depth-tested, and never simulated.
     """
 
-    def __init__(self, model: mujoco.MjModel, size: int, camera: mujoco.MjvCamera) -> None:
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        size: int,
+        camera: mujoco.MjvCamera,
+        decorate: Callable[[mujoco.MjvScene, mujoco.MjData], None] | None = None,
+    ) -> None:
         gl.require_backend()
         self.model = model
         self.size = size
         self.camera = camera
+        self.decorate = decorate
         model.vis.quality.offsamples = 0
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
         model.vis.global_.offheight = max(model.vis.global_.offheight, size)
@@ -83,6 +110,8 @@ class Renderer:
             mujoco.mjtCatBit.mjCAT_ALL,
             self._scene,
         )
+        if self.decorate is not None:
+            self.decorate(self._scene, data)
         mujoco.mjr_render(self._rect, self._scene, self._context)
         mujoco.mjr_readPixels(self._pixels, None, self._rect, self._context)
         return self._pixels[::-1].copy()  # OpenGL's first row is the bottom one

@@ -26,8 +26,11 @@ Its full 39-d observation vector goes to `info['metaworld_obs']` for the scripte
 only; the agent's observation is the image.
 
 Rendering (our own camera; NOTES): the goal is drawn large and green, the success region
-itself (a 0.05 m ball for Reach, a 0.05 m disc on the table for Push) and the puck is
-yellow (the arm is red); these change only colours and drawn sizes, never physics.
+itself (a 0.05 m ball for Reach, a 0.05 m disc on the table for Push), and the puck is
+yellow (the arm is red) and drawn at twice its radius: at 32 px the real 0.02 m puck covers
+2-3 pixels, too few for a small model's decoder to bother drawing it (it drew none, and its
+reward head was flat over puck positions). These change only colours and drawn sizes, never
+physics: the drawn disc is a scene-only geom (`latco.envs.render.add_geom`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import mujoco  # latco.envs (imported first, as our package) has set MUJOCO_GL
 import numpy as np
 
 from latco.envs.base import LatcoEnv
-from latco.envs.render import Renderer
+from latco.envs.render import Renderer, add_geom
 from latco.envs.tasks import task_spec
 
 MIN_START_DISTANCE = 0.15
@@ -66,6 +69,8 @@ GOAL_RGBA = (0.0, 0.8, 0.0, 0.8)
 """Goal drawing: green (the arm is red, the fingers cyan)."""
 PUCK_RGBA = (1.0, 0.9, 0.0, 1.0)
 """Push puck drawing: yellow."""
+PUCK_DRAW_RADIUS = 0.04
+"""Push: the puck is drawn as a disc of this radius (m) around the real one (radius 0.02 m)."""
 
 
 def _metaworld_class(task: str) -> type:
@@ -110,7 +115,8 @@ class SawyerEnv(LatcoEnv):
             camera.azimuth = pose["azimuth"]
             camera.elevation = pose["elevation"]
             self.model.vis.global_.fovy = 45.0
-            self._renderer = Renderer(self.model, self.image_size, camera)
+            decorate = self._draw_puck if task == "push" else None
+            self._renderer = Renderer(self.model, self.image_size, camera, decorate)
 
     def _style_for_rendering(self) -> None:
         """Goal drawn as its success region in green; puck yellow. Drawing only, no physics."""
@@ -125,6 +131,13 @@ class SawyerEnv(LatcoEnv):
             puck = model.geom("objGeom").id
             model.geom_matid[puck] = -1
             model.geom_rgba[puck] = PUCK_RGBA
+
+    def _draw_puck(self, scene: mujoco.MjvScene, data: mujoco.MjData) -> None:
+        """The puck's disc, as tall as the puck and `PUCK_DRAW_RADIUS` wide (drawing only)."""
+        puck = self.model.geom("objGeom")
+        height = puck.size[1]
+        add_geom(scene, mujoco.mjtGeom.mjGEOM_CYLINDER, (PUCK_DRAW_RADIUS, height, 0.0),
+                 data.geom_xpos[puck.id], PUCK_RGBA)
 
     def _reset_sim(self, rng: np.random.Generator) -> None:
         env = self.metaworld_env
