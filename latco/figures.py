@@ -76,7 +76,9 @@ def online_curves(runs: Mapping[tuple[str, str, int], pd.DataFrame], title: str 
                 continue
             table = pd.concat(evals).groupby("episodes_collected")["success"]
             mean, se = table.mean(), table.sem().fillna(0.0)
-            ax.plot(mean.index, mean.values, marker="o", color=f"C{i}",
+            # a marker, dash and size per planner, so equal curves (e.g. two at 0) stay visible
+            ax.plot(mean.index, mean.values, marker="os^Dv"[i % 5], linestyle=["-", "--", ":"][i % 3],
+                    markersize=max(9 - 2 * i, 3), color=f"C{i}",
                     label=f"{planner} ({len(evals)} seed{'s' if len(evals) > 1 else ''})")
             ax.fill_between(mean.index, (mean - se).values, (mean + se).values, color=f"C{i}", alpha=0.2)
         ax.set_title(task, fontsize=10)
