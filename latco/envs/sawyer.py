@@ -28,7 +28,7 @@ only; the agent's observation is the image.
 Rendering (our own camera; NOTES): the goal is drawn large and green, the success region
 itself (a 0.05 m ball for Reach, a 0.05 m disc on the table for Push), and the puck is
 yellow (the arm is red) and drawn at twice its radius: at 32 px the real 0.02 m puck covers
-2-3 pixels, too few for a small model's decoder to bother drawing it (it drew none, and its
+3-5 pixels, too few for a small model's decoder to bother drawing it (it drew none, and its
 reward head was flat over puck positions). These change only colours and drawn sizes, never
 physics: the drawn disc is a scene-only geom (`latco.envs.render.add_geom`).
 """
@@ -128,16 +128,15 @@ class SawyerEnv(LatcoEnv):
             model.site_type[goal] = mujoco.mjtGeom.mjGEOM_CYLINDER
             model.site_size[goal, :2] = (SUCCESS_RADIUS, 0.001)
             model.site_rgba[goal, 3] = 1.0
-            puck = model.geom("objGeom").id
+            puck = self._puck_geom = model.geom("objGeom").id
             model.geom_matid[puck] = -1
             model.geom_rgba[puck] = PUCK_RGBA
 
     def _draw_puck(self, scene: mujoco.MjvScene, data: mujoco.MjData) -> None:
         """The puck's disc, as tall as the puck and `PUCK_DRAW_RADIUS` wide (drawing only)."""
-        puck = self.model.geom("objGeom")
-        height = puck.size[1]
-        add_geom(scene, mujoco.mjtGeom.mjGEOM_CYLINDER, (PUCK_DRAW_RADIUS, height, 0.0),
-                 data.geom_xpos[puck.id], PUCK_RGBA)
+        puck = self._puck_geom
+        size = (PUCK_DRAW_RADIUS, self.model.geom_size[puck, 1], 0.0)
+        add_geom(scene, mujoco.mjtGeom.mjGEOM_CYLINDER, size, data.geom_xpos[puck], PUCK_RGBA)
 
     def _reset_sim(self, rng: np.random.Generator) -> None:
         env = self.metaworld_env
