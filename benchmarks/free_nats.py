@@ -7,8 +7,9 @@ Usage: python benchmarks/free_nats.py [--task obstacle] [--profile quick] [--fre
 For each free-nats value, trains the profile's offline world model for the task on the profile's
 offline data (both made if missing; the model of the profile's own value is the workflow's, the
 others go to ``<results>/free_nats/<task>/<value>``), then prints the model's quality on the
-held-out episodes and every planner's success on the first ``--episodes`` offline evaluation
-starts. About 15 minutes of training per extra model on `quick`, plus 1-2 minutes per planner.
+held-out episodes and every planner's success rate (``experiments.cross_evaluation``) on the
+first ``--episodes`` offline evaluation starts. About 15 minutes of training per extra model on
+`quick`, plus 1-2 minutes per planner.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 import pandas as pd
 
 from latco import diagnostics, experiments, paths
-from latco.agent import evaluate
-from latco.config import get_profile, make_profile_planner
+from latco.config import get_profile
 
 
 def main() -> None:
@@ -39,23 +39,20 @@ def main() -> None:
     profile = get_profile(args.profile)
     results = Path(args.results or paths.results_dir(args.profile))
     episodes = experiments.oracle_data(args.task, profile, paths.data_dir(results, args.task))
-    rows = []
+    models, quality = {}, []
     for free_nats in args.free_nats:
         variant = replace(profile, world_model=replace(profile.world_model, free_nats=free_nats))
         model_dir = (paths.model_dir(results, args.task) if free_nats == profile.world_model.free_nats
                      else results / "free_nats" / args.task / f"{free_nats:g}")
         model = experiments.world_model_for_task(args.task, variant, episodes["train"], model_dir)
-        quality = diagnostics.reward_quality(model, episodes["heldout"])
-        for name in args.planners:
-            table = evaluate(model, make_profile_planner(profile, name), args.task, args.episodes,
-                             seed=experiments.OFFLINE_EVAL_SEED, progress=False)
-            rows.append({"free nats": free_nats, **quality, "planner": name,
-                         "success": f"{int(table['success'].sum())}/{len(table)}",
-                         "predicted": table["predicted_reward"].mean(),
-                         "achieved": table["achieved_reward"].mean()})
-            print(rows[-1], flush=True)
+        label = f"free nats {free_nats:g}"
+        models[label] = model_dir
+        quality.append({"model": label, **diagnostics.reward_quality(model, episodes["heldout"])})
+    table = experiments.cross_evaluation(args.task, models, args.planners, profile, args.episodes,
+                                         seed=experiments.OFFLINE_EVAL_SEED)
+    table = pd.DataFrame(quality).merge(table, on="model")
     print(f"\n{args.task}, {args.profile}: offline model per free-nats value, first {args.episodes} starts\n")
-    print(pd.DataFrame(rows).round(3).to_markdown(index=False))
+    print(table.round(3).to_markdown(index=False))
 
 
 if __name__ == "__main__":

@@ -250,8 +250,10 @@ def cross_evaluation(
     episodes: int,
     device: str | None = None,
     planner_overrides: Mapping[str, Mapping[str, object]] | None = None,
+    seed: int = ONLINE_EVAL_SEED,
 ) -> pd.DataFrame:
-    """Every planner on every given model, from the same start states as the online evaluations.
+    """Every planner on every given model, from the same start states as the online evaluations
+    (or, with ``seed=OFFLINE_EVAL_SEED``, as the offline ones).
 
     ``models`` maps a label (e.g. the planner whose online run trained the model) to a model
     directory. Online runs confound the planner with the data it collected; planning on each
@@ -264,7 +266,7 @@ def cross_evaluation(
         model = load_model(model_dir, device=device)
         for planner in planners:
             agent = make_profile_planner(profile, planner, **(planner_overrides or {}).get(planner, {}))
-            table = evaluate(model, agent, task, episodes, seed=ONLINE_EVAL_SEED, progress=False)
+            table = evaluate(model, agent, task, episodes, seed=seed, progress=False)
             rows.append({"model": label, "planner": planner, "episodes": len(table),
                          "success": table["success"].mean(), "return": table["return"].mean(),
                          "predicted": table["predicted_reward"].mean(),
