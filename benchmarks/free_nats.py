@@ -7,9 +7,11 @@ Usage: python benchmarks/free_nats.py [--task obstacle] [--profile quick] [--fre
 For each free-nats value, trains the profile's offline world model for the task on the profile's
 offline data (both made if missing; the model of the profile's own value is the workflow's, the
 others go to ``<results>/free_nats/<task>/<value>``), then prints the model's quality on the
-held-out episodes and every planner's success rate (``experiments.cross_evaluation``) on the
-first ``--episodes`` offline evaluation starts. About 15 minutes of training per extra model on
-`quick`, plus 1-2 minutes per planner.
+held-out episodes (reward correlation and AUC; open-loop pixel error with the episodes' own
+actions and with another episode's, ``diagnostics.action_sensitivity``) and every planner's
+success rate (``experiments.cross_evaluation``) on the first ``--episodes`` offline evaluation
+starts (``--planners`` with no names: model quality only). About 15 minutes of training per
+extra model on `quick`, plus 1-2 minutes per planner.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def main() -> None:
     parser.add_argument("--free-nats", type=float, nargs="+", default=[3.0, 1.0])
     parser.add_argument("--results", default=None, help="results root (default: results/<profile>)")
     parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--planners", nargs="+", default=["latco", "cem", "gd"])
+    parser.add_argument("--planners", nargs="*", default=["latco", "cem", "gd"],
+                        help="planners to evaluate on each model; none: model quality only")
     args = parser.parse_args()
     profile = get_profile(args.profile)
     results = Path(args.results or paths.results_dir(args.profile))
@@ -47,10 +50,14 @@ def main() -> None:
         model = experiments.world_model_for_task(args.task, variant, episodes["train"], model_dir)
         label = f"free nats {free_nats:g}"
         models[label] = model_dir
-        quality.append({"model": label, **diagnostics.reward_quality(model, episodes["heldout"])})
-    table = experiments.cross_evaluation(args.task, models, args.planners, profile, args.episodes,
-                                         seed=experiments.OFFLINE_EVAL_SEED)
-    table = pd.DataFrame(quality).merge(table, on="model")
+        sensitivity = diagnostics.action_sensitivity(model, episodes["heldout"])
+        quality.append({"model": label, **diagnostics.reward_quality(model, episodes["heldout"]),
+                        **{f"pixel_{k}": v for k, v in sensitivity.items()}})
+    table = pd.DataFrame(quality)
+    if args.planners:
+        success = experiments.cross_evaluation(args.task, models, args.planners, profile, args.episodes,
+                                               seed=experiments.OFFLINE_EVAL_SEED)
+        table = table.merge(success, on="model")
     print(f"\n{args.task}, {args.profile}: offline model per free-nats value, first {args.episodes} starts\n")
     print(table.round(3).to_markdown(index=False))
 

@@ -23,23 +23,34 @@ def _get(episode: Any, key: str) -> np.ndarray:
 
 @torch.no_grad()
 def open_loop(
-    model: RSSM, episode: Any, context: int = 1, horizon: int | None = None
+    model: RSSM,
+    episode: Any,
+    context: int = 1,
+    horizon: int | None = None,
+    actions: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Filter the first ``context`` images, then predict ``horizon`` steps with the true actions.
 
     Returns ``true_images``/``pred_images`` (horizon, S, S, 3) uint8 and ``true_rewards``/
     ``pred_rewards`` (horizon,) for the steps after the context, the prediction following the
-    prior mean (as the planners do).
+    prior mean (as the planners do). ``actions`` (horizon, action_size), if given, replaces the
+    episode's actions after the context: what would the model predict under other actions?
     """
     images = torch.as_tensor(_get(episode, "images"), device=model.device)
-    actions = torch.as_tensor(_get(episode, "actions"), device=model.device, dtype=model.dtype)
+    true_actions = torch.as_tensor(_get(episode, "actions"), device=model.device, dtype=model.dtype)
     rewards = _get(episode, "rewards")
-    T = len(actions)
+    T = len(true_actions)
     horizon = T - context + 1 if horizon is None else horizon
     if context < 1 or context - 1 + horizon > T:
         raise ValueError(f"context {context} + horizon {horizon} does not fit an episode of {T} actions")
-    feats = model.observe(images[None, :context], actions[None, : context - 1])["feature"][0]
-    future = actions[context - 1 : context - 1 + horizon]
+    feats = model.observe(images[None, :context], true_actions[None, : context - 1])["feature"][0]
+    if actions is None:
+        future = true_actions[context - 1 : context - 1 + horizon]
+    else:
+        future = torch.as_tensor(np.asarray(actions), device=model.device, dtype=model.dtype)
+        if future.shape != (horizon, true_actions.shape[1]):
+            expected = (horizon, true_actions.shape[1])
+            raise ValueError(f"actions must have shape {expected}; got {tuple(future.shape)}")
     pred = model.imagine(feats[-1], future)[1:]
     return {
         "true_images": images[context : context + horizon].cpu().numpy(),
@@ -91,3 +102,25 @@ def reward_quality(model: RSSM, episodes: Sequence[Any], horizon: int = 30) -> d
     result = {"open_loop_corr": float(np.corrcoef(pred, true)[0, 1]) if true.std() > 0 else float("nan")}
     result["success_auc"] = roc_auc(filt, success) if 0 < success.sum() < len(success) else float("nan")
     return result
+
+
+def action_sensitivity(model: RSSM, episodes: Sequence[Any], horizon: int = 30) -> dict[str, float]:
+    """Does the model's open-loop prediction follow its actions? Pixel error against the true frames.
+
+    Every episode is imagined from its first image twice: with its own actions and with the
+    actions of the next episode in the list (cyclically). ``own_mae`` and ``other_mae`` are the
+    mean absolute pixel errors (0-255) over the ``horizon`` predicted frames; ``ratio`` =
+    other / own. A model that ignores its actions predicts the same frames either way (ratio 1);
+    the more the prediction depends on the true actions, the larger the ratio.
+    """
+    if len(episodes) < 2:
+        raise ValueError(f"action_sensitivity needs at least 2 episodes to swap actions; got {len(episodes)}")
+    horizon = min([horizon] + [len(_get(e, "actions")) for e in episodes])
+    own, other = [], []
+    for i, ep in enumerate(episodes):
+        swapped = _get(episodes[(i + 1) % len(episodes)], "actions")[:horizon]
+        for actions, errors in ((None, own), (swapped, other)):
+            out = open_loop(model, ep, context=1, horizon=horizon, actions=actions)
+            errors.append(np.abs(out["pred_images"].astype(float) - out["true_images"].astype(float)).mean())
+    own_mae, other_mae = float(np.mean(own)), float(np.mean(other))
+    return {"own_mae": own_mae, "other_mae": other_mae, "ratio": other_mae / own_mae}

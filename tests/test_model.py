@@ -218,3 +218,29 @@ def test_open_loop_follows_the_true_actions():
         open_loop(model, ep, context=3, horizon=9)
     q = reward_quality(model, [ep, ep], horizon=10)
     assert -1 <= q["open_loop_corr"] <= 1 and 0 <= q["success_auc"] <= 1
+
+
+def test_open_loop_under_other_actions_and_action_sensitivity():
+    from latco.diagnostics import action_sensitivity, open_loop
+
+    torch.manual_seed(7)
+    model = RSSM(TINY).eval()
+    eps = moving_square_episodes(3, T=10)
+    other = np.random.default_rng(0).uniform(-1, 1, (6, TINY.action_size)).astype(np.float32)
+    out = open_loop(model, eps[0], context=1, horizon=6, actions=other)
+    with torch.no_grad():  # reference: chain predict_mean from the first image on the given actions
+        z = model.initial_feature(torch.as_tensor(eps[0]["images"][0]))
+        for a in other:
+            z = model.predict_mean(z, torch.as_tensor(a))
+        assert out["pred_rewards"][-1] == pytest.approx(model.reward(z).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="actions must have shape"):
+        open_loop(model, eps[0], context=1, horizon=6, actions=other[:5])
+    with pytest.raises(ValueError, match="at least 2 episodes"):
+        action_sensitivity(model, eps[:1])
+    sensitive = action_sensitivity(model, eps, horizon=8)
+    assert sensitive["own_mae"] > 0 and sensitive["ratio"] != 1.0
+    # a transition that cannot see the actions predicts the same frames under any actions
+    with torch.no_grad():
+        model.img1.weight[:, TINY.stoch :] = 0
+    blind = action_sensitivity(model, eps, horizon=8)
+    assert blind["own_mae"] == pytest.approx(blind["other_mae"], rel=1e-9) and blind["ratio"] == pytest.approx(1.0)
