@@ -274,3 +274,41 @@ def cross_evaluation(
                          "s / plan": table["plan_seconds"].mean()})
     return pd.DataFrame(rows)
 
+
+
+def obstacle_passages(results: str | os.PathLike, planners: Sequence[str]) -> pd.DataFrame:
+    """Which way round the wall did each planner's offline Obstacle episodes go, and did they get there?
+
+    One row per planner with episode counts per ``envs.obstacle.wall_passage`` outcome
+    (``above``, ``below``, ``blocked``: pressed against the wall), how many of each succeeded,
+    and the mean lowest agent y of the blocked episodes (the wall ends at y = −0.45; an agent of
+    radius 0.1 needs its centre below −0.55 to pass below it). Reads the saved
+    episodes of ``offline_evaluation``; raises if a planner has none.
+    """
+    from latco.envs.obstacle import wall_passage
+
+    table = []
+    for planner in planners:
+        folder = paths.offline_dir(results, "obstacle", planner)
+        log = folder / "rows.jsonl"
+        rows = pd.read_json(log, lines=True).to_dict("records") if log.exists() else []
+        if not rows:
+            raise FileNotFoundError(f"no offline Obstacle episodes of {planner!r} in {folder}; "
+                                    "run the offline evaluation (notebook 03 or `make paper`) first")
+        counts: dict[str, list[int]] = {"above": [0, 0], "below": [0, 0], "blocked": [0, 0]}
+        lowest = []
+        for row in rows:
+            # the episode beside its row, wherever the results folder has been moved since
+            agent = data.load_episode(folder / "episodes" / Path(row["episode_file"]).name).state["agent"]
+            side = wall_passage(agent)
+            counts[side][0] += 1
+            counts[side][1] += bool(row["success"])
+            if side == "blocked":
+                lowest.append(agent[:, 1].min())
+        entry: dict[str, object] = {"planner": planner, "episodes": len(rows),
+                                    "success": sum(r["success"] for r in rows) / len(rows)}
+        for side, (n, solved) in counts.items():
+            entry[side] = f"{n} ({solved} solved)"
+        entry["lowest y (blocked)"] = float(np.mean(lowest)) if lowest else float("nan")
+        table.append(entry)
+    return pd.DataFrame(table)

@@ -345,3 +345,26 @@ def test_greedy_policy_heads_for_the_goal_and_obstacle_blocks_it():
     assert not ep.succeeded and ep.state["agent"][-1][0] < WALL[0]  # stuck left of the wall
     reach = envs.make_env("reach", seed=0, render=False)
     assert rollout(reach, envs.greedy("reach"), seed=1).succeeded  # nothing in the way
+
+
+@pytest.mark.parametrize(
+    "name, actions, success",
+    [
+        ("blocked", [[1.0, 0.0]] * 30, False),  # straight at the goal: pressed against the wall
+        ("above", [[-0.3, 0.75]] * 8 + [[0.8, 0.75]] * 8 + [[0.8, 0.0]] * 14, True),
+        ("below", [[-0.3, -0.75]] * 8 + [[0.8, -0.75]] * 8 + [[0.8, 0.0]] * 14, True),
+    ],
+)
+def test_obstacle_wall_passage_names_the_way_the_agent_went(name, actions, success):
+    from latco.envs.obstacle import wall_passage
+
+    env = envs.make_env("obstacle", seed=0, image_size=32, render=False)
+    _, info = env.reset(seed=0)
+    positions = [info["state"]["agent"]]
+    for a in actions:  # target positions: via a waypoint beside the wall's end, then the goal
+        _, _, _, _, info = env.step(np.array(a, np.float32))
+        positions.append(info["state"]["agent"])
+    assert wall_passage(np.array(positions)) == name
+    assert info["success"] == success
+    with pytest.raises(ValueError, match="shape"):
+        wall_passage(np.zeros((3, 3)))

@@ -37,3 +37,36 @@ def test_online_table_takes_first_and_last_evaluation_per_seed():
     assert t1.loc[0, "runs"] == 2 and t1.loc[0, "episodes collected"] == 10
     assert t1.loc[0, "success (first eval)"] == "0.10 ± 0.10"
     assert t1.loc[0, "success (last eval)"] == "0.70 ± 0.10"
+
+
+def test_obstacle_passages_counts_each_way_round_the_wall(tmp_path):
+    import json
+
+    import pytest
+
+    from latco import paths
+    from latco.data import Episode, save_episode
+    from latco.experiments import obstacle_passages
+
+    ys = np.linspace(0, 1, 6)[:, None]
+    ways = {  # agent paths (x, y): pressed against the wall at y = -0.3; over the top; under it
+        "blocked": np.hstack([-0.5 + 0.6 * ys, -0.3 * ys]),
+        "above": np.hstack([-0.5 + 1.3 * ys, 0.7 * np.sin(np.pi * ys)]),
+        "below": np.hstack([-0.5 + 1.3 * ys, -0.7 * np.sin(np.pi * ys)]),
+    }
+    folder = paths.offline_dir(tmp_path, "obstacle", "latco")
+    rows = []
+    for i, (way, agent) in enumerate([*ways.items(), ("above", ways["above"])]):
+        ep = Episode(images=np.zeros((6, 8, 8, 3), np.uint8), actions=np.zeros((5, 2)),
+                     rewards=np.zeros(5), success=np.array([False] * 4 + [way != "blocked"]),
+                     state={"agent": agent}, task="obstacle")
+        path = save_episode(folder / "episodes" / f"ep_{i:06d}.npz", ep)
+        rows.append({"episode": i, "success": way != "blocked", "episode_file": f"elsewhere/{path.name}"})
+    (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = obstacle_passages(tmp_path, ["latco"]).iloc[0]
+    assert (table["episodes"], table["success"]) == (4, 0.75)
+    counts = (table["above"], table["below"], table["blocked"])
+    assert counts == ("2 (2 solved)", "1 (1 solved)", "1 (0 solved)")
+    assert table["lowest y (blocked)"] == pytest.approx(-0.3)
+    with pytest.raises(FileNotFoundError, match="no offline Obstacle episodes of 'cem'"):
+        obstacle_passages(tmp_path, ["cem"])

@@ -80,6 +80,25 @@ def obstacle_reward(pos: np.ndarray) -> float:
     return float(-10.0 * np.mean((np.asarray(pos) - GOAL) ** 2))
 
 
+def wall_passage(positions: np.ndarray) -> str:
+    """How an episode's agent positions (T, 2) met the wall: ``"above"``, ``"below"`` or ``"blocked"``.
+
+    ``"blocked"``: the agent's centre ends left of the wall (an agent pressed against the wall's
+    left face stops one radius short of it); otherwise the side of the wall it went around, read
+    off its mean y over the steps its centre was within one agent radius of the wall's x extent
+    (or, if it crossed that band between two steps, off the first step beyond it).
+    """
+    positions = np.asarray(positions, float)
+    if positions.ndim != 2 or positions.shape[1] != 2 or len(positions) == 0:
+        raise ValueError(f"positions must have shape (T, 2); got {positions.shape}")
+    x_min, x_max = WALL[0] - AGENT_RADIUS, WALL[1] + AGENT_RADIUS
+    if positions[-1, 0] < WALL[0]:
+        return "blocked"
+    band = positions[(positions[:, 0] >= x_min) & (positions[:, 0] <= x_max)]
+    y = band[:, 1].mean() if len(band) else positions[np.argmax(positions[:, 0] > x_max), 1]
+    return "above" if y > 0 else "below"
+
+
 def world_to_pixel(xy: np.ndarray, image_size: int) -> np.ndarray:
     """(row, col) pixel coordinates of arena points `xy` (..., 2) in an Obstacle image."""
     xy = np.asarray(xy, dtype=np.float64)
