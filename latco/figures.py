@@ -44,18 +44,18 @@ def plan_optimization(model: RSSM, snapshot_features: np.ndarray, snapshot_itera
 
 def optimization_curves(trace: Mapping[str, np.ndarray], title: str = "") -> Figure:
     """Fig. 5: mean squared dynamics violation (log) and mean predicted reward per iteration."""
-    fig = Figure(figsize=(7.5, 2.8))
+    fig = Figure(figsize=(7.5, 3.0), layout="constrained")  # keeps the y labels clear of the title
+    fig.get_layout_engine().set(rect=(0, 0.05, 1, 0.95))  # and a strip at the bottom for the stamp
     left, right = fig.subplots(1, 2)
     iters = np.arange(1, len(trace["dynamics_violation"]) + 1)
     left.semilogy(iters, trace["dynamics_violation"], color="C3")
     left.set_ylabel("dynamics violation ‖z' − μ(z, a)‖²")
     right.plot(iters, trace["predicted_reward"], color="C0")
-    right.set_ylabel("predicted reward (mean over plan)")
+    right.set_ylabel("predicted reward\n(mean over the plan)")
     for ax in (left, right):
         ax.set_xlabel("optimization iteration")
         ax.grid(True, alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
