@@ -124,3 +124,21 @@ def action_sensitivity(model: RSSM, episodes: Sequence[Any], horizon: int = 30) 
             errors.append(np.abs(out["pred_images"].astype(float) - out["true_images"].astype(float)).mean())
     own_mae, other_mae = float(np.mean(own)), float(np.mean(other))
     return {"own_mae": own_mae, "other_mae": other_mae, "ratio": other_mae / own_mae}
+
+
+def most_moving_episode(episodes: Sequence[Any], horizon: int = 30) -> int:
+    """Index of the episode whose true objects (``state``: agent, puck, ...) travel farthest.
+
+    Path length summed over the state entries for the first ``horizon`` steps: the most
+    demanding episode to show an open-loop prediction on (a still arm is easy to predict).
+    """
+    if not episodes:
+        raise ValueError("most_moving_episode needs at least one episode")
+    lengths = []
+    for ep in episodes:
+        state = ep["state"] if isinstance(ep, Mapping) else ep.state
+        if not state:
+            raise ValueError("episodes carry no true positions (`state`); cannot measure their motion")
+        lengths.append(sum(np.linalg.norm(np.diff(np.asarray(v)[: horizon + 1], axis=0), axis=1).sum()
+                           for v in state.values()))
+    return int(np.argmax(lengths))

@@ -245,3 +245,16 @@ def test_open_loop_under_other_actions_and_action_sensitivity():
     blind = action_sensitivity(model, eps, horizon=8)
     assert blind["own_mae"] == pytest.approx(blind["other_mae"], rel=1e-9)
     assert blind["ratio"] == pytest.approx(1.0)
+
+
+def test_most_moving_episode_picks_the_longest_path():
+    from latco.diagnostics import most_moving_episode
+
+    still = {"state": {"agent": np.zeros((11, 2)), "goal": np.ones((11, 2))}}
+    slow = {"state": {"agent": np.linspace(0, 1, 11)[:, None] * [1, 0], "goal": np.ones((11, 2))}}
+    # moves 3 units, but only after step 5: within a horizon of 5 it is the stillest
+    late = {"state": {"agent": np.r_[np.zeros((6, 2)), np.linspace(1, 3, 5)[:, None] * [0, 1]]}}
+    assert most_moving_episode([still, slow, late], horizon=10) == 2
+    assert most_moving_episode([still, slow, late], horizon=5) == 1
+    with pytest.raises(ValueError, match="no true positions"):
+        most_moving_episode([{"state": {}}])
