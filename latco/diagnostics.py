@@ -48,8 +48,8 @@ def open_loop(
         future = true_actions[context - 1 : context - 1 + horizon]
     else:
         future = torch.as_tensor(np.asarray(actions), device=model.device, dtype=model.dtype)
-        if future.shape != (horizon, true_actions.shape[1]):
-            expected = (horizon, true_actions.shape[1])
+        expected = (horizon, true_actions.shape[1])
+        if future.shape != expected:
             raise ValueError(f"actions must have shape {expected}; got {tuple(future.shape)}")
     pred = model.imagine(feats[-1], future)[1:]
     return {

@@ -275,7 +275,6 @@ def cross_evaluation(
     return pd.DataFrame(rows)
 
 
-
 def obstacle_passages(results: str | os.PathLike, planners: Sequence[str]) -> pd.DataFrame:
     """Which way round the wall did each planner's offline Obstacle episodes go, and did they get there?
 
