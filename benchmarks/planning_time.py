@@ -25,7 +25,7 @@ import torch
 
 from latco.model import RSSM, WorldModelConfig
 from latco.planners import make_planner
-from latco.planners.latco import CollocationLinearization, _Duals, dynamics_jacobian, reward_and_grad
+from latco.planners.latco import CollocationLinearization, Multipliers, dynamics_jacobian, reward_and_grad
 from latco.solver import (
     add_damping,
     add_gram,
@@ -60,9 +60,9 @@ def median_ms(fns: dict[str, Callable[[], object]], rounds: int, inner: int = 3)
 def dense_jacobian_blocks(lin: CollocationLinearization):
     """The per-step residual Jacobian blocks (m = F + A + 1 rows × d) a generic chain solver needs:
     the 'before' of the structured assembly."""
-    wd, wa, wr = lin.duals.weights()
+    wd, wa, wr = lin.multipliers.weights()
     B, H, Fz = lin.dyn.shape
-    A = lin.act.shape[-1]
+    A = lin.res.act.shape[-1]
     dt = lin.jz.dtype
     jc = torch.zeros(B, H, Fz + A + 1, Fz + A, dtype=dt)
     jp = torch.zeros_like(jc)
@@ -90,8 +90,7 @@ def iteration_breakdown(model: RSSM, horizon: int, rounds: int) -> dict[str, flo
     g = torch.Generator().manual_seed(0)
     z0 = torch.randn(Fz, generator=g)
     x = torch.randn(1, horizon, A + Fz, generator=g)
-    ones = torch.ones(1, horizon, dtype=torch.float64)
-    duals = _Duals(ones, ones.clone(), True)
+    duals = Multipliers(1, horizon, 1.0, 1.0)
     a, z_next = x[..., :A], x[..., A:]
     z_prev = torch.cat([z0.expand(1, 1, -1), z_next[:, :-1]], 1)
     with torch.no_grad():

@@ -1,12 +1,12 @@
-"""Raw BLAS/LAPACK calls (float64) that release the GIL, for the CPU block Cholesky in ``latco.solver``.
+"""Raw BLAS/LAPACK calls (float64) that release the GIL, for the CPU block Cholesky (``latco.solver.lapack``).
 
 scipy publishes the function pointers of its bundled BLAS/LAPACK for Cython users
 (``scipy.linalg.cython_blas`` / ``cython_lapack``); we call them through ``ctypes``, which releases the
 GIL during each call — unlike ``scipy.linalg.blas``/``lapack``, whose wrappers hold it. That lets two
 threads factor the two halves of a block-tridiagonal chain at the same time (NOTES: 2 cores).
 Matrices are given as raw addresses of column-major (Fortran) storage with a leading dimension.
-``AVAILABLE`` is False (and ``latco.solver`` falls back to the scipy wrappers, one thread) if the
-pointers cannot be loaded or fail the self-check.
+``AVAILABLE`` is False if the pointers cannot be loaded or fail the self-check; ``latco.solver`` then
+uses its torch backend on CPU too (backend="auto"; backend="scipy" raises).
 """
 
 from __future__ import annotations

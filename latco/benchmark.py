@@ -178,7 +178,7 @@ def solver_scaling(model: RSSM, horizons: Iterable[int], repeats: int = 5,
     ``dense_budget`` seconds (and 8 GB); otherwise ``dense_s`` is that extrapolation. The two solutions
     are checked to agree to 1e-8 wherever both run.
     """
-    from latco.planners.latco import _Duals
+    from latco.planners.latco import Multipliers
 
     planner = make_planner("latco")
     A, F = model.action_size, model.feature_size
@@ -186,8 +186,7 @@ def solver_scaling(model: RSSM, horizons: Iterable[int], repeats: int = 5,
     for H in sorted(horizons):
         g = torch.Generator().manual_seed(H)
         z0, x = torch.randn(F, generator=g), torch.randn(1, H, A + F, generator=g)
-        ones = torch.ones(1, H, dtype=torch.float64)
-        duals = _Duals(ones, ones.clone(), True)
+        duals = Multipliers(1, H, 1.0, 1.0)
         lin = planner.linearize(model, z0, x, duals)
         _block_step(lin)  # warm-up
         t_model = _median_s(lambda z0=z0, x=x, duals=duals: planner.linearize(model, z0, x, duals), repeats)

@@ -10,7 +10,7 @@ import torch
 
 from latco.model import RSSM, WorldModelConfig
 from latco.planners import Plan, PlanningError, available_planners, make_planner, planner_config
-from latco.planners.latco import LatCoConfig, LatCoPlanner, _Duals
+from latco.planners.latco import LatCoConfig, LatCoPlanner, Multipliers
 from latco.solver import add_gram, block_tridiagonal_to_dense, chain_normal_equations
 
 
@@ -102,12 +102,13 @@ def test_structured_normal_equations_equal_dense_autograd_ones():
     Jacobian blocks that autograd takes of the full weighted residual vector."""
     model = TanhModel()
     B, H, F, A = 2, 5, 5, 3
-    planner = LatCoPlanner(LatCoConfig(action_max=0.5))
+    planner = LatCoPlanner(LatCoConfig(action_max=0.5, constraints="paper"))  # the hinge residual too
     g = torch.Generator().manual_seed(0)
     z0 = torch.randn(F, generator=g, dtype=torch.float64)
     x = torch.randn(B, H, A + F, generator=g, dtype=torch.float64)
-    duals = _Duals(torch.rand(B, H, generator=g, dtype=torch.float64) * 5 + 0.1,
-                   torch.rand(B, H, generator=g, dtype=torch.float64) * 5 + 0.1, normalize=True)
+    duals = Multipliers(B, H, 1.0, 1.0)
+    duals.lam = torch.rand(B, H, generator=g, dtype=torch.float64) * 5 + 0.1
+    duals.nu = torch.rand(B, H, generator=g, dtype=torch.float64) * 5 + 0.1
     lin = planner.linearize(model, z0, x, duals)
     ne = lin.normal_equations()
     diag, lower, grad = add_gram(ne.diag, ne.gram), ne.lower, ne.grad
@@ -183,7 +184,7 @@ def test_linear_model_plan_matches_scipy_optimum(seed):
     assert torch.equal(plan.features[0], torch.zeros(4))
     # dynamics: the mean squared violation settles at about eps = 1e-5 (the §5 rule's fixed point)
     assert plan.trace["dynamics_violation"][-1] <= 1e-3
-    assert plan.trace["dynamics_violation"][-1] <= 2e-5
+    assert plan.trace["dynamics_violation"][-1] <= 3e-5  # oscillates about the fixed point
     assert step_errors(model, plan).max() <= 1e-2
     # action bound: returned actions inside the box, raw violation of the plan small
     assert plan.actions.abs().max() <= a_max

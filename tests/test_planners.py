@@ -8,10 +8,8 @@ from test_latco import LinearModel, rollout_cost, scipy_reference
 
 from latco.config import PROFILES, make_profile_planner
 from latco.planners import PlanningError, available_planners, make_planner
-from latco.planners.ablations import collocation_residuals
 from latco.planners.evaluate import rollout, rollout_return
 from latco.planners.icem import colored_noise
-from latco.planners.latco import LatCoPlanner, _Duals
 
 SHOOTING = {
     # budgets that reach the optimum of the 10-step linear problem (20 action variables)
@@ -85,19 +83,6 @@ def test_no_relax_starts_feasible_while_latco_relaxes():
     relaxed = make_planner("latco").plan(model, torch.zeros(4), 10).trace["dynamics_violation"]
     strict = make_planner("latco-no-relax").plan(model, torch.zeros(4), 10).trace["dynamics_violation"]
     assert strict[0] < 1e-3 < relaxed[0]
-
-
-def test_first_order_residuals_equal_latco_linearization():
-    """The ablation's autograd residuals are LatCo's (dyn, act, rew) at the same point."""
-    model = LinearModel(seed=3)
-    x = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(0))
-    z0 = torch.randn(4)
-    f64 = dict(dtype=torch.float64)
-    duals = _Duals(torch.ones(2, 5, **f64), torch.ones(2, 5, **f64), True)
-    lin = LatCoPlanner().linearize(model, z0, x, duals)
-    dyn, act, rew, reward = collocation_residuals(model, z0, x, 1.0)
-    for mine, theirs in [(dyn, lin.dyn), (act, lin.act), (rew, lin.rew), (reward, lin.reward)]:
-        torch.testing.assert_close(mine.to(theirs.dtype), theirs)
 
 
 class Recorder:

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
+from chain_reference import DenseChainLinearization, lm_step
 
 from latco import _lapack
 from latco.solver import (
-    DenseChainLinearization,
     add_damping,
     add_gram,
     block_cholesky,
@@ -15,7 +15,6 @@ from latco.solver import (
     block_tridiagonal_to_dense,
     chain_normal_equations,
     levenberg_marquardt,
-    lm_step,
     solve_block_tridiagonal,
 )
 
@@ -217,7 +216,7 @@ def test_lm_rejects_non_finite_steps_and_raises_damping():
     assert dead.failed.all()
 
 
-# ----------------------------------------------------------- Gram term, threads, fallback path
+# ------------------------------------------------- Gram term, threads, backend without LAPACK
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gram_term_equals_forming_it(backend):
     """diag_t + gram_tᵀ gram_t on the last g variables, left to the factorization, equals forming it."""
@@ -257,14 +256,17 @@ def test_failed_system_in_a_batch_does_not_affect_the_others():
         assert torch.allclose(x[[0, 2]], solve_block_tridiagonal(diag[[0, 2]], lower[[0, 2]], rhs[[0, 2]]))
 
 
-def test_scipy_wrapper_fallback_matches(monkeypatch):
-    """Without usable Cython BLAS pointers the solver falls back to scipy.linalg's wrappers."""
+def test_without_lapack_pointers_auto_uses_torch_and_scipy_raises(monkeypatch):
+    """Without usable Cython BLAS pointers "auto" on CPU resolves to the torch backend."""
     diag, lower, rhs, M = random_spd_system((2,), 5, 4, seed=6)
-    gram = torch.randn(2, 5, 3, 2, dtype=torch.float64)
-    expected = solve_block_tridiagonal(diag, lower, rhs, backend="scipy", gram=gram)
+    gram = torch.randn(2, 5, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    ref = torch.linalg.solve(block_tridiagonal_to_dense(diag, lower, gram), rhs.reshape(2, -1, 1))[..., 0]
     monkeypatch.setattr(_lapack, "AVAILABLE", False)
-    fallback = solve_block_tridiagonal(diag, lower, rhs, backend="scipy", gram=gram)
-    assert torch.allclose(fallback, expected, rtol=1e-10, atol=1e-12)
+    assert block_cholesky(diag, lower, gram=gram).backend == "torch"
+    x = solve_block_tridiagonal(diag, lower, rhs, gram=gram)
+    assert ((x.reshape(2, -1) - ref).norm() / ref.norm()).item() <= 1e-9
+    with pytest.raises(RuntimeError, match="backend='torch'"):
+        solve_block_tridiagonal(diag, lower, rhs, backend="scipy", gram=gram)
 
 
 def test_gil_free_lapack_pointers_load_and_check_signatures():

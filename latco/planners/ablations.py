@@ -4,8 +4,9 @@
   LM step already makes the plan dynamically feasible. The §5 rule then lowers λ only as far as
   keeps the violation at about ε: the plan is never relaxed, unlike LatCo's, whose violation is
   large over the first iterations (paper §6.4, Fig. 5). Same planner, another default.
-- ``latco-first-order``: the same residuals, Lagrangian ½‖ρ‖² (with the same per-plan normalizer)
-  and §5 multiplier rule as LatCo, minimized by Adam instead of Levenberg–Marquardt (paper §5: the
+- ``latco-first-order``: the same residuals (``latco.planners.latco.collocation_residuals``),
+  Lagrangian ½‖ρ‖² (with the same per-plan normalizer), action-bound treatment and §5 multiplier
+  rule (``Multipliers``) as LatCo, minimized by Adam instead of Levenberg–Marquardt (paper §5: the
   LM optimizer "converges 10-100 times faster than naïve gradient descent on wall clock time").
 """
 
@@ -14,12 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from latco.planners.base import LatentModel, Plan, PlanningError, check_plan_inputs, register_planner
 from latco.planners.evaluate import IterationTrace, rollout_return
-from latco.planners.latco import CollocationLinearization, LatCoConfig, LatCoPlanner, _Duals
+from latco.planners.latco import (
+    Constraints,
+    LatCoConfig,
+    LatCoPlanner,
+    Multipliers,
+    collocation_residuals,
+    plan_actions,
+)
 
 
 @dataclass(frozen=True)
@@ -31,29 +38,6 @@ class LatCoNoRelaxConfig(LatCoConfig):
 
 
 register_planner("latco-no-relax", LatCoNoRelaxConfig)(LatCoPlanner)
-
-
-def collocation_residuals(model: LatentModel, z0: Tensor, x: Tensor,
-                          action_max: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """LatCo's unweighted residuals at the plan x (B, H, A + F), differentiable in x.
-
-    (dyn (B, H, F) = z_{t+1} − μ(z_t, a_t), act (B, H, A) = max(0, |a_t| − a_max),
-    rew (B, H) = softplus(−r(z_{t+1})), reward (B, H) = r(z_{t+1})): the definitions of
-    ``LatCoPlanner.linearize`` without the Jacobians (tests check the two agree).
-    """
-    A = model.action_size
-    a, z_next = x[..., :A], x[..., A:]
-    z_prev = torch.cat([z0.expand(x.shape[0], 1, -1), z_next[:, :-1]], 1)
-    reward = model.reward(z_next)
-    dyn = z_next - model.predict_mean(z_prev, a)
-    return dyn, (a.abs() - action_max).clamp(min=0), F.softplus(-reward), reward
-
-
-def _linearization(dyn: Tensor, act: Tensor, rew: Tensor, reward: Tensor,
-                   duals: _Duals) -> CollocationLinearization:
-    """LatCo's residual container without Jacobians (first order needs residuals and weights only)."""
-    return CollocationLinearization(dyn=dyn, jz=None, ja=None, act=act, act_grad=None, rew=rew, rew_grad=None,
-                                    reward=reward, duals=duals)
 
 
 @dataclass(frozen=True)
@@ -82,6 +66,9 @@ class LatCoFirstOrderConfig:
     """Cap of λ_t and ν_t: Adam cannot reach ε, so uncapped the rule would overflow."""
     action_max: float = 1.0
     """a_max, the action bound |a| <= a_max."""
+    constraints: Constraints = "project"
+    """The action bound as LatCo's: "project" clips the actions after every Adam step, "tanh"
+    reparametrizes them, "paper" is the hinge residual with the §5 rule on ν."""
     n_plans: int = 1
     """Independent plans optimized as one batch; the best by model reward is returned."""
     init_std: float = 1.0
@@ -127,40 +114,34 @@ class LatCoFirstOrderPlanner:
         """
         cfg = self.config
         z0 = check_plan_inputs(model, z0, horizon)
-        B, H, Fz, A = cfg.n_plans, int(horizon), model.feature_size, model.action_size
-        device, dtype = z0.device, z0.dtype
-        x = cfg.init_std * torch.randn(B, H, A + Fz, generator=self.generator, dtype=torch.float64)
-        x = x.to(device=device, dtype=dtype).requires_grad_(True)
-        f64 = dict(dtype=torch.float64, device=device)
-        duals = _Duals(torch.full((B, H), cfg.lam_init, **f64), torch.full((B, H), cfg.nu_init, **f64),
-                       cfg.normalize_residuals)
+        B, H, A = cfg.n_plans, int(horizon), model.action_size
+        x = self.latco.initial_plan(B, H, model, z0).requires_grad_(True)
+        multipliers = Multipliers.from_config(self.latco.config, B, H, z0.device, maximum=cfg.multiplier_max)
         optimizer = torch.optim.Adam([x], lr=cfg.lr)
         trace = IterationTrace(cfg.iterations, cfg.record_every)
-        trace.snapshot(0, x[..., :A])
-        all_steps = torch.ones(B, dtype=torch.bool)
+        trace.snapshot(0, plan_actions(x, A, cfg.action_max, cfg.constraints))
         for k in range(cfg.iterations + 1):  # pass k evaluates the plan after k steps
             with torch.enable_grad():
-                parts = collocation_residuals(model, z0, x, cfg.action_max)
-            lin = _linearization(*(p.detach() for p in parts), duals)
+                res = collocation_residuals(model, z0, x, cfg.action_max, cfg.constraints)
             if k:
-                trace.record(k - 1, dynamics_violation=lin.dyn.double().pow(2).sum(-1).mean(1),
-                             predicted_reward=lin.reward.double().mean(1),
-                             action_violation=lin.act.double().pow(2).sum(-1).mean(1),
-                             lam=duals.lam.mean(1), nu=duals.nu.mean(1))
+                trace.record(k - 1, dynamics_violation=res.dynamics_violation().mean(1).detach(),
+                             predicted_reward=res.reward.detach().double().mean(1),
+                             action_violation=res.action_violation().mean(1).detach(),
+                             lam=multipliers.lam.mean(1), nu=multipliers.nu.mean(1))
             if k == cfg.iterations:
                 break
             if k and k % cfg.dual_every == 0:  # §5 rule on the plan after k steps, as LatCo after each
-                self.latco.dual_update(duals, lin, all_steps)
-                duals.lam.clamp_(max=cfg.multiplier_max)
-                duals.nu.clamp_(max=cfg.multiplier_max)
+                multipliers.update(res.dynamics_violation().detach(), res.action_violation().detach())
             with torch.enable_grad():
-                cost = _linearization(*parts, duals).cost().sum()  # plans are independent: sum
+                cost = res.lagrangian(multipliers.weights()).sum()  # plans are independent: sum
                 optimizer.zero_grad(set_to_none=False)
                 cost.backward()
             optimizer.step()
+            x.data = self.latco.project(x.data, A)
             trace.tick(k)
-            trace.snapshot(k + 1, x[..., :A])
-        actions = x.detach()[..., :A].clamp(-cfg.action_max, cfg.action_max)
+            trace.snapshot(k + 1, plan_actions(x, A, cfg.action_max, cfg.constraints))
+        x = x.detach()
+        actions = plan_actions(x, A, cfg.action_max, cfg.constraints).clamp(-cfg.action_max, cfg.action_max)
         returns = rollout_return(model, z0, actions)
         if not torch.isfinite(returns).any():
             raise PlanningError(f"latco-first-order: all {B} plan(s) reached NaN/Inf; check the model and z0 "
@@ -168,5 +149,5 @@ class LatCoFirstOrderPlanner:
         best = int(torch.argmax(torch.where(torch.isfinite(returns), returns, -torch.inf)))
         out = trace.as_dict(plan=best)
         out["plan_rewards"] = returns.double().cpu().numpy()
-        features = torch.cat([z0[None], x.detach()[best, :, A:]], 0)
+        features = torch.cat([z0[None], x[best, :, A:]], 0)
         return Plan(actions=actions[best], features=features, trace=out)

@@ -79,7 +79,7 @@ class IterationTrace:
         self.start = time.perf_counter()
         self.iterations, self.record_every = iterations, record_every
         self.curves: dict[str, np.ndarray] = {"wall_time": np.zeros(iterations)}
-        self.snapshots: list[tuple[int, np.ndarray]] = []
+        self.snapshots: list[tuple[int, ...]] = []
 
     def tick(self, k: int) -> None:
         self.curves["wall_time"][k] = time.perf_counter() - self.start
@@ -95,10 +95,12 @@ class IterationTrace:
         """Whether the solution after k iterations is kept (k = 0: initialization; always the last)."""
         return bool(self.record_every) and (k % self.record_every == 0 or k == self.iterations)
 
-    def snapshot(self, k: int, actions: Tensor) -> None:
-        """Keep ``actions`` ((H, A), or (B, H, A) for a batch of plans) as the solution after k iterations."""
+    def snapshot(self, k: int, actions: Tensor, features: Tensor | None = None) -> None:
+        """Keep ``actions`` ((H, A), or (B, H, A) for a batch of plans) as the solution after k
+        iterations, and ``features`` ((H+1, F) or (B, H+1, F)) for planners that plan latents."""
         if self.wants_snapshot(k):
-            self.snapshots.append((k, actions.detach().cpu().numpy().copy()))
+            kept = [x.detach().cpu().numpy().copy() for x in (actions, features) if x is not None]
+            self.snapshots.append((k, *kept))
 
     def as_dict(self, plan: int | None = None) -> dict[str, np.ndarray]:
         """The curves (iterations,) and snapshots; for per-plan values, those of plan index ``plan``."""
@@ -107,7 +109,8 @@ class IterationTrace:
 
         out = {k: pick(v, v.ndim > 1) for k, v in self.curves.items()}
         if self.snapshots:
-            actions = np.stack([a for _, a in self.snapshots])
-            out["snapshot_iteration"] = np.array([k for k, _ in self.snapshots])
-            out["snapshot_actions"] = pick(actions, actions.ndim == 4)
+            out["snapshot_iteration"] = np.array([s[0] for s in self.snapshots])
+            for i, name in enumerate(("snapshot_actions", "snapshot_features")[: len(self.snapshots[0]) - 1]):
+                stacked = np.stack([s[i + 1] for s in self.snapshots])
+                out[name] = pick(stacked, stacked.ndim == 4)
         return out

@@ -5,12 +5,27 @@ are the latent features z_2..z_{H+1} and the actions a_1..a_H; z_1 = z0 is fixed
 (block x_t = [a_t, z_{t+1}], d = A + F) the least-squares residuals are
 
     dynamics  ρᵈ_t = √λ_t · (z_{t+1} − μ(z_t, a_t))        (F residuals; touches x_{t-1} and x_t)
-    action    ρᵃ_t = √ν_t · max(0, |a_t| − a_max)           (A residuals; x_t only)
+    action    ρᵃ_t = √ν_t · max(0, |a_t| − a_max)           (A residuals; x_t only; "paper" only)
     reward    ρʳ_t = softplus(−r(z_{t+1}))                    (1 residual;  x_t only)
 
 so JᵀJ is block tridiagonal and each Levenberg–Marquardt step (Eq. 5) is one block Cholesky solve
-(``latco.solver``). After every step the multipliers follow the §5 rule
-λ_t ← λ_t + 0.1 · log(‖z_{t+1} − μ(z_t, a_t)‖²/ε + η) · λ_t (ν_t likewise with the action violation).
+(``latco.solver``). ``LatCoPlanner.plan`` is Algorithm 1's inner loop: for k = 1..K, one LM step on
+the Lagrangian (lines 6-7), then the multiplier update of §5 (line 8, ``Multipliers.update``):
+λ_t ← λ_t + 0.1 · log(‖z_{t+1} − μ(z_t, a_t)‖²/ε + η) · λ_t.
+
+The action bound (``constraints``), compared side by side in ``benchmarks/planner_quality.py``:
+- ``"project"`` (default): a projected LM step on the action block. Actions start inside the box;
+  action coordinates at the bound whose gradient pushes them outward are held fixed in the step
+  (their rows and columns of JᵀJ are replaced by the identity: Bertsekas' projected Newton), the
+  others take the LM step, and the result is clipped to ±a_max. The raw actions never leave the
+  box, so the returned actions are exactly the ones the planned latents were optimized with.
+- ``"tanh"``: a = a_max·tanh(u), u the decision variable. Always inside the box, but reaching the
+  bound needs u → ∞, so saturated optima are approached slowly.
+- ``"paper"``: the authors' scheme, a hinge residual ρᵃ with the §5 rule on ν. Where a step's bound
+  is inactive the rule shrinks ν by ≈ ×0.54 per iteration and the hinge has no Jacobian, so on
+  problems whose optimum saturates the bound the raw actions overshoot it again late in the
+  optimization, and the clipped actions then no longer produce the planned latents. Kept for the
+  ablation and for comparison.
 
 Details the paper leaves out, taken from the authors' code (github zchuning/latco, ``latco.py``):
 the plan is initialized from N(0, 1) (latents and actions); all residuals are divided by
@@ -24,7 +39,6 @@ plan that cannot recover is dropped (or, if every plan fails, ``PlanningError`` 
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,7 +49,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from latco.planners.base import LatentModel, Plan, PlanningError, check_plan_inputs, register_planner
-from latco.solver import Backend, NormalEquations, levenberg_marquardt
+from latco.planners.evaluate import IterationTrace, rollout
+from latco.solver import Backend, LMState, NormalEquations, lm_step
+
+Constraints = Literal["project", "tanh", "paper"]
+CONSTRAINTS = ("project", "tanh", "paper")
 
 
 @dataclass(frozen=True)
@@ -45,11 +63,14 @@ class LatCoConfig:
     iterations: int = 200
     """Levenberg–Marquardt steps per plan (App. B: 200)."""
     damping: float = 1e-3
-    """LM damping added to JᵀJ in Eq. 5 (App. B: 1e-3); raised ×10 after a non-finite step."""
+    """LM damping added to JᵀJ in Eq. 5 (App. B: 1e-3); raised ×10 after a rejected step."""
+    adaptive_damping: bool = False
+    """False (authors): every finite step is taken. True: classic LM, a step must lower the
+    Lagrangian at the current multipliers, else it is rejected and the damping raised ×10."""
     lam_init: float = 1.0
     """λ₀, initial dynamics multiplier of every time step (App. B: 1)."""
     nu_init: float = 1.0
-    """ν₀, initial action-bound multiplier of every time step (App. B: 1)."""
+    """ν₀, initial action-bound multiplier of every time step (App. B: 1; ``constraints="paper"``)."""
     dual_lr: float = 0.1
     """Step size of the §5 multiplier rule λ += dual_lr · ln(viol/eps + eta) · λ (paper: 0.1).
     The authors' released code uses log10, ε = 1e-4 and η = 0.1: dual_lr = 0.1/ln 10, eps = 1e-4,
@@ -61,6 +82,8 @@ class LatCoConfig:
     """η in the multiplier rule; keeps the log finite and bounds the decrease (App. B: 0.01)."""
     action_max: float = 1.0
     """a_max, the action bound |a| <= a_max (the environments' action box is [-1, 1])."""
+    constraints: Constraints = "project"
+    """How the action bound is kept: "project" (default), "tanh" or "paper" (module docstring)."""
     n_plans: int = 1
     """Independent plans optimized as one batch; the best by model reward is returned."""
     init_std: float = 1.0
@@ -81,6 +104,11 @@ class LatCoConfig:
     """A plan whose damping must exceed this to get a finite step is given up."""
     multiplier_min: float = 0.0
     """Floor of λ_t and ν_t after each update (0: the pure §5 rule)."""
+    polish_iterations: int = 0
+    """After the LM loop, this many projected Adam steps on the actions of every plan through the
+    rollout (shooting on LatCo's objective ½Σ softplus(−r)²), from the collocation actions (0: none)."""
+    polish_lr: float = 0.05
+    """Adam step size of the polish (GD's, App. B)."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -89,6 +117,7 @@ class LatCoConfig:
             "eta": self.eta > 0, "action_max": self.action_max > 0, "n_plans": self.n_plans >= 1,
             "init_std": self.init_std >= 0, "record_every": self.record_every >= 0,
             "max_damping": self.max_damping >= self.damping, "solver_threads": self.solver_threads >= 1,
+            "polish_iterations": self.polish_iterations >= 0, "polish_lr": self.polish_lr > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -96,6 +125,9 @@ class LatCoConfig:
             raise ValueError(f"invalid LatCo option(s): {listed}")
         if self.jacobian not in ("auto", "analytic", "autograd"):
             raise ValueError(f"unknown jacobian {self.jacobian!r}; choose one of: auto, analytic, autograd")
+        if self.constraints not in CONSTRAINTS:
+            raise ValueError(f"unknown constraints {self.constraints!r}; "
+                             f"choose one of: {', '.join(CONSTRAINTS)}")
 
 
 # ------------------------------------------------------------------------- model derivatives
@@ -122,40 +154,129 @@ def reward_and_grad(model: LatentModel, z: Tensor) -> tuple[Tensor, Tensor]:
     return r.detach(), grad
 
 
-# -------------------------------------------------------------------------- the linearization
-@dataclass
-class _Duals:
-    """Per-plan, per-time-step multipliers (float64) and the residual weights derived from them."""
+# ------------------------------------------------------------------------------ multipliers
+class Multipliers:
+    """Per-plan, per-time-step Lagrange multipliers λ_t (dynamics) and ν_t (action bound), float64.
 
-    lam: Tensor  # (B, H)
-    nu: Tensor  # (B, H)
-    normalize: bool
+    ``update`` is the §5 rule (Algorithm 1, line 8): m ← m · (1 + dual_lr · ln(viol/ε + η)), which
+    grows m while the squared violation exceeds ε(1 − η) and shrinks it (at most ×(1 + dual_lr·ln η))
+    below. ``weights`` gives the residual weights √λ, √ν, 1, each divided by the authors' per-plan
+    normalizer (mean √λ + mean √ν + 1) when ``normalize``.
+    """
+
+    def __init__(self, batch: int, horizon: int, lam_init: float, nu_init: float, dual_lr: float = 0.1,
+                 eps: float = 1e-5, eta: float = 0.01, minimum: float = 0.0, maximum: float = math.inf,
+                 normalize: bool = True, device: torch.device | str = "cpu") -> None:
+        f64 = dict(dtype=torch.float64, device=device)
+        self.lam = torch.full((batch, horizon), float(lam_init), **f64)
+        self.nu = torch.full((batch, horizon), float(nu_init), **f64)
+        self.dual_lr, self.eps, self.eta = dual_lr, eps, eta
+        self.minimum, self.maximum, self.normalize = minimum, maximum, normalize
+
+    @classmethod
+    def from_config(cls, cfg: LatCoConfig, batch: int, horizon: int,
+                    device: torch.device | str = "cpu", maximum: float = math.inf) -> Multipliers:
+        """λ₀, ν₀ and the rule's constants from a LatCo config (the ablations share them)."""
+        return cls(batch, horizon, cfg.lam_init, cfg.nu_init, cfg.dual_lr, cfg.eps, cfg.eta,
+                   cfg.multiplier_min, maximum, cfg.normalize_residuals, device)
 
     def weights(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(w_dyn (B, H), w_act (B, H), w_rew (B,)): √λ, √ν, 1, each times the authors' normalizer."""
+        """(w_dyn (B, H), w_act (B, H), w_rew (B,)): √λ, √ν, 1, each times the normalizer."""
         sl, sn = self.lam.sqrt(), self.nu.sqrt()
         c = 1.0 / (sl.mean(1) + sn.mean(1) + 1.0) if self.normalize else torch.ones_like(sl[:, 0])
         return sl * c[:, None], sn * c[:, None], c
 
+    def _rule(self, m: Tensor, violation: Tensor) -> Tensor:
+        return m * (1 + self.dual_lr * torch.log(violation.to(torch.float64) / self.eps + self.eta))
 
+    def update(self, dyn_violation: Tensor, act_violation: Tensor, mask: Tensor | None = None) -> None:
+        """§5 rule from the squared violations (B, H) per step; plans where ``mask`` (B,) is False
+        keep theirs."""
+        lam, nu = self._rule(self.lam, dyn_violation), self._rule(self.nu, act_violation)
+        if mask is not None:
+            keep = ~mask.to(self.lam.device)[:, None]
+            lam, nu = torch.where(keep, self.lam, lam), torch.where(keep, self.nu, nu)
+        self.lam = lam.clamp(self.minimum, self.maximum)
+        self.nu = nu.clamp(self.minimum, self.maximum)
+
+
+# ------------------------------------------------------------------------------- residuals
+@dataclass
+class CollocationResiduals:
+    """LatCo's unweighted residuals at a plan x (B, H, A + F), and the points they were taken at.
+
+    The one definition that ``LatCoPlanner.linearize`` (with Jacobians) and the first-order ablation
+    (differentiated by autograd) share.
+    """
+
+    actions: Tensor  # (B, H, A)  a_t (for "tanh": a_max·tanh(u_t))
+    z_prev: Tensor  # (B, H, F)   z_t (z0 first)
+    z_next: Tensor  # (B, H, F)   z_{t+1}
+    dyn: Tensor  # (B, H, F)      z_{t+1} − μ(z_t, a_t)
+    act: Tensor  # (B, H, A)      max(0, |a_t| − a_max) (0 unless "paper")
+    rew: Tensor  # (B, H)         softplus(−r(z_{t+1}))
+    reward: Tensor  # (B, H)      r(z_{t+1})
+
+    def dynamics_violation(self) -> Tensor:
+        """(B, H) ‖z_{t+1} − μ(z_t, a_t)‖² in float64."""
+        return self.dyn.to(torch.float64).pow(2).sum(-1)
+
+    def action_violation(self) -> Tensor:
+        """(B, H) ‖max(0, |a_t| − a_max)‖² in float64."""
+        return self.act.to(torch.float64).pow(2).sum(-1)
+
+    def lagrangian(self, weights: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """(B,) ½‖ρ‖² with the weighted residuals ρ (Eq. 4 as least squares)."""
+        wd, wa, wr = weights
+        return 0.5 * ((wd**2 * self.dynamics_violation()).sum(1) + (wa**2 * self.action_violation()).sum(1)
+                      + wr**2 * self.rew.to(torch.float64).pow(2).sum(1))
+
+
+def plan_actions(x: Tensor, action_size: int, action_max: float, constraints: Constraints) -> Tensor:
+    """The actions a plan x (..., H, A + F) stands for: its first A entries, or a_max·tanh of them."""
+    u = x[..., :action_size]
+    return action_max * torch.tanh(u) if constraints == "tanh" else u
+
+
+def collocation_residuals(model: LatentModel, z0: Tensor, x: Tensor, action_max: float,
+                          constraints: Constraints = "project") -> CollocationResiduals:
+    """LatCo's residuals at the plan x (B, H, A + F) = [a_t (or u_t), z_{t+1}]; differentiable in x."""
+    A = model.action_size
+    a = plan_actions(x, A, action_max, constraints)
+    z_next = x[..., A:]
+    z_prev = torch.cat([z0.expand(x.shape[0], 1, -1), z_next[:, :-1]], 1)
+    reward = model.reward(z_next)
+    act = (a.abs() - action_max).clamp(min=0) if constraints == "paper" else torch.zeros_like(a)
+    return CollocationResiduals(a, z_prev, z_next, z_next - model.predict_mean(z_prev, a), act,
+                                F.softplus(-reward), reward)
+
+
+# -------------------------------------------------------------------------- the linearization
 @dataclass
 class CollocationLinearization:
-    """Unweighted residuals and Jacobians of the LatCo problem at one plan (B plans × H steps).
+    """Residuals and Jacobians of the LatCo problem at one plan (B plans × H steps).
 
     The weights (from the current multipliers) are applied when the normal equations are built,
     so the multipliers may change between iterations without re-evaluating the model.
     """
 
-    dyn: Tensor  # (B, H, F)    z_{t+1} − μ(z_t, a_t)
+    res: CollocationResiduals
     jz: Tensor  # (B, H, F, F)  ∂μ/∂z at (z_t, a_t)   (jz[:, 0] unused: z_1 is fixed)
-    ja: Tensor  # (B, H, F, A)  ∂μ/∂a at (z_t, a_t)
-    act: Tensor  # (B, H, A)    max(0, |a_t| − a_max)
+    ja: Tensor  # (B, H, F, A)  ∂μ/∂(a or u) at (z_t, a_t)
     act_grad: Tensor  # (B, H, A)  ∂act/∂a_t: sign(a_t) where the bound is violated, else 0
-    rew: Tensor  # (B, H)       softplus(−r(z_{t+1}))
     rew_grad: Tensor  # (B, H, F) ∂ softplus(−r(z_{t+1})) / ∂z_{t+1}
-    reward: Tensor  # (B, H)    r(z_{t+1}) (for the trace)
-    duals: _Duals
+    multipliers: Multipliers
+    at_bound: Tensor | None = None  # (B, H, A) bool: action at ±a_max ("project")
+    held: Tensor | None = None  # (B, H, A) bool: actions the projected step keeps where they are
     workspace: dict[str, Tensor] = field(default_factory=dict)  # buffers shared by one plan's calls
+
+    @property
+    def dyn(self) -> Tensor:
+        return self.res.dyn
+
+    @property
+    def reward(self) -> Tensor:
+        return self.res.reward
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> Tensor:
         """A float64 buffer reused across iterations (fresh 13 MB arrays cost page faults each time)."""
@@ -176,10 +297,12 @@ class CollocationLinearization:
         The one O(F³) product per block, w²AᵀA + w_rew² g gᵀ, is passed unformed as the Gram factor
         G_t = [w_{t+1} A_{t+1}; w_rew g_tᵀ] ((F+1) × F): the block Cholesky forms G_tᵀG_t in float64
         (``dsyrk``) on two cores. Identity, diagonal and rank-one blocks are written directly.
+        With ``at_bound`` (projected step) the action coordinates at the bound whose gradient points
+        outward get identity rows and columns and zero gradient: the step leaves them where they are.
         """
-        wd, wa, wr = self.duals.weights()
+        wd, wa, wr = self.multipliers.weights()
         B, H, Fz = self.dyn.shape
-        A = self.act.shape[-1]
+        A = self.res.act.shape[-1]
         d = A + Fz
         gram = self._buffer("gram", (B, H, Fz + 1, Fz))
         wA = gram[:, :-1, :Fz]  # w_{t+1} A_{t+1}, t = 0 .. H-2 (the Jacobians come in the model's dtype)
@@ -201,41 +324,82 @@ class CollocationLinearization:
         lower[..., :A, A:] = (self.ja[:, 1:].mT @ self.jz[:, 1:]) * (wd[:, 1:, None, None] ** 2)
         # gradient Jᵀρ
         rho_d = wd[..., None] * self.dyn  # weighted dynamics residual (B, H, F), float64
-        rho_r = wr[:, None] * self.rew  # weighted reward residual (B, H)
+        rho_r = wr[:, None] * self.res.rew  # weighted reward residual (B, H)
         grad = torch.empty(B, H, d, dtype=torch.float64, device=self.dyn.device)
         grad[..., :A] = -(wB.mT @ rho_d[..., None])[..., 0]
-        grad[..., :A] += (wa[..., None] * self.act_grad) * (wa[..., None] * self.act)
+        grad[..., :A] += (wa[..., None] * self.act_grad) * (wa[..., None] * self.res.act)
         grad[..., A:] = wd[..., None] * rho_d + wr[:, None, None] * self.rew_grad * rho_r[..., None]
         grad[:, :-1, A:] -= torch.einsum("bhij,bhi->bhj", wA, rho_d[:, 1:])
+        if self.at_bound is not None:
+            self._hold_active_bounds(diag, lower, grad, A)
         return NormalEquations(diag, lower, grad, gram)
+
+    def _hold_active_bounds(self, diag: Tensor, lower: Tensor, grad: Tensor, A: int) -> None:
+        """Projected Newton (Bertsekas 1982): fix actions at the bound whose descent step −Jᵀρ points
+        out of the box (or whose last proposed step did, ``refine_step``), by identity rows/columns
+        of JᵀJ and zero gradient for them."""
+        a = self.res.actions.to(torch.float64)
+        held = self.at_bound & (grad[..., :A] * a.sign() < 0)
+        if self.held is not None:
+            held |= self.held
+        self.held = held
+        if not bool(held.any()):
+            return
+        keep = (~held).to(torch.float64)
+        diag[..., :A, :] *= keep[..., :, None]
+        diag[..., :, :A] *= keep[..., None, :]
+        diag[..., :A, :A].diagonal(dim1=-2, dim2=-1).add_(held.to(torch.float64))
+        lower[..., :A, :] *= keep[:, 1:, :, None]  # rows of block t+1's actions (columns of t's are 0)
+        grad[..., :A] *= keep
 
     def residuals(self) -> Tensor:
         """(B, H, F + A + 1) the weighted residuals ρ_t = [ρᵈ_t, ρᵃ_t, ρʳ_t] (float64)."""
-        wd, wa, wr = self.duals.weights()
-        return torch.cat([wd[..., None] * self.dyn.to(torch.float64),
-                          wa[..., None] * self.act.to(torch.float64),
-                          wr[:, None, None] * self.rew.to(torch.float64)[..., None]], -1)
+        wd, wa, wr = self.multipliers.weights()
+        f64 = torch.float64
+        return torch.cat([wd[..., None] * self.dyn.to(f64), wa[..., None] * self.res.act.to(f64),
+                          wr[:, None, None] * self.res.rew.to(f64)[..., None]], -1)
+
+    def refine_step(self, delta: Tensor) -> bool:
+        """After a proposed step x − Δ: hold also the actions at the bound that it pushes outward
+        (the Newton step can, where the gradient alone does not). True if the step must be solved
+        again with them held; otherwise clipping the step loses nothing the latents relied on."""
+        if self.at_bound is None:
+            return False
+        A = self.res.actions.shape[-1]
+        outward = self.at_bound & (delta[..., :A].to(torch.float64) * self.res.actions.sign() < 0)
+        new = outward & ~self.held if self.held is not None else outward
+        if not bool(new.any()):
+            return False
+        self.held = new if self.held is None else self.held | new
+        return True
 
     def cost(self) -> Tensor:
-        return 0.5 * self.residuals().pow(2).sum((1, 2))
+        """(B,) ½‖ρ‖² at the current multipliers."""
+        return self.res.lagrangian(self.multipliers.weights())
 
     def finite(self) -> Tensor:
         # one summing pass per tensor: NaN and Inf propagate through sums (an overflow of the sum
         # itself would need entries ~1e33 and only makes the step be rejected)
-        parts = (self.dyn, self.jz, self.ja, self.rew, self.rew_grad, self.reward)
+        parts = (self.dyn, self.jz, self.ja, self.res.rew, self.rew_grad, self.reward)
         return torch.stack([p.flatten(1).sum(1).isfinite() for p in parts], 1).all(1)
 
     def select(self, mask: Tensor, other: CollocationLinearization) -> CollocationLinearization:
+        """Batch-wise merge: ``other`` where mask (B,) is True, self elsewhere."""
         if bool(mask.all()):
             return other
         if not bool(mask.any()):
             return self
-        def pick(a: Tensor, b: Tensor) -> Tensor:
+
+        def pick(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+            if a is None:
+                return None
             return torch.where(mask.reshape(-1, *([1] * (a.dim() - 1))), b, a)
 
-        names = ("dyn", "jz", "ja", "act", "act_grad", "rew", "rew_grad", "reward")
-        return CollocationLinearization(**{n: pick(getattr(self, n), getattr(other, n)) for n in names},
-                                        duals=self.duals, workspace=self.workspace)
+        res = CollocationResiduals(**{n: pick(getattr(self.res, n), getattr(other.res, n))
+                                      for n in CollocationResiduals.__dataclass_fields__})
+        names = ("jz", "ja", "act_grad", "rew_grad", "at_bound")
+        return CollocationLinearization(res, **{n: pick(getattr(self, n), getattr(other, n)) for n in names},
+                                        multipliers=self.multipliers, workspace=self.workspace)
 
 
 # ---------------------------------------------------------------------------------- the planner
@@ -251,115 +415,143 @@ class LatCoPlanner:
         else:
             self.generator.manual_seed(self.config.seed)
 
-    def linearize(self, model: LatentModel, z0: Tensor, x: Tensor, duals: _Duals,
+    def linearize(self, model: LatentModel, z0: Tensor, x: Tensor, multipliers: Multipliers,
                   workspace: dict[str, Tensor] | None = None) -> CollocationLinearization:
-        """Evaluate residuals and Jacobians at the plan x (B, H, A + F) = [a_t, z_{t+1}] per step.
+        """Residuals and Jacobians at the plan x (B, H, A + F) = [a_t (or u_t), z_{t+1}] per step.
 
         ``workspace``: buffers for the normal equations, shared by the linearizations of one plan.
         """
-        cfg, A = self.config, model.action_size
-        a, z_next = x[..., :A], x[..., A:]
-        z_prev = torch.cat([z0.expand(x.shape[0], 1, -1), z_next[:, :-1]], 1)
-        mu = model.predict_mean(z_prev, a)
-        jz, ja = dynamics_jacobian(model, z_prev, a, cfg.jacobian)
-        reward, reward_grad = reward_and_grad(model, z_next)
-        over = a.abs() - cfg.action_max
+        cfg = self.config
+        res = collocation_residuals(model, z0, x, cfg.action_max, cfg.constraints)
+        jz, ja = dynamics_jacobian(model, res.z_prev, res.actions, cfg.jacobian)
+        if cfg.constraints == "tanh":  # chain rule through a = a_max·tanh(u)
+            ja = ja * (cfg.action_max - res.actions**2 / cfg.action_max)[..., None, :]
+        reward, reward_grad = reward_and_grad(model, res.z_next)
+        a = res.actions
+        act_grad = torch.where(a.abs() > cfg.action_max, a.sign(), torch.zeros_like(a))
+        if cfg.constraints != "paper":
+            act_grad = torch.zeros_like(a)
+        at_bound = a.abs() >= cfg.action_max if cfg.constraints == "project" else None
         return CollocationLinearization(
-            dyn=z_next - mu, jz=jz, ja=ja,
-            act=over.clamp(min=0), act_grad=torch.where(over > 0, a.sign(), torch.zeros_like(a)),
-            rew=F.softplus(-reward), rew_grad=-torch.sigmoid(-reward)[..., None] * reward_grad,
-            reward=reward, duals=duals, workspace={} if workspace is None else workspace,
+            res, jz=jz, ja=ja, act_grad=act_grad,
+            rew_grad=-torch.sigmoid(-reward)[..., None] * reward_grad, multipliers=multipliers,
+            at_bound=at_bound, workspace={} if workspace is None else workspace,
         )
 
-    def dual_update(self, duals: _Duals, lin: CollocationLinearization, accepted: Tensor) -> None:
-        """§5: λ_t += lr·log(‖z_{t+1} − μ_t‖²/ε + η)·λ_t and ν_t likewise, for plans whose step was taken."""
+    def project(self, x: Tensor, action_size: int) -> Tensor:
+        """The plan with its actions clipped to the box (``constraints="project"``; else x as is)."""
+        if self.config.constraints != "project":
+            return x
+        a_max = self.config.action_max
+        return torch.cat([x[..., :action_size].clamp(-a_max, a_max), x[..., action_size:]], -1)
+
+    def initial_plan(self, batch: int, horizon: int, model: LatentModel, like: Tensor) -> Tensor:
+        """N(0, init_std²) latents and actions, as the authors' code (actions projected into the box)."""
         cfg = self.config
-        viol_dyn = lin.dyn.to(torch.float64).pow(2).sum(-1)
-        viol_act = lin.act.to(torch.float64).pow(2).sum(-1)
-        step = accepted.to(duals.lam.device)[:, None]
-        lam = duals.lam * (1 + cfg.dual_lr * torch.log(viol_dyn / cfg.eps + cfg.eta))
-        nu = duals.nu * (1 + cfg.dual_lr * torch.log(viol_act / cfg.eps + cfg.eta))
-        duals.lam = torch.where(step, lam, duals.lam).clamp(min=cfg.multiplier_min)
-        duals.nu = torch.where(step, nu, duals.nu).clamp(min=cfg.multiplier_min)
+        x = cfg.init_std * torch.randn(batch, horizon, model.action_size + model.feature_size,
+                                       generator=self.generator, dtype=torch.float64)
+        return self.project(x.to(device=like.device, dtype=like.dtype), model.action_size)
 
     @torch.no_grad()
     def plan(self, model: LatentModel, z0: Tensor, horizon: int) -> Plan:
         """Algorithm 1, lines 5-8: a plan of ``horizon`` actions from the feature z0 (F,).
 
-        ``trace`` holds, per iteration, means over time steps of the plan finally chosen:
-        ``dynamics_violation`` ‖z_{t+1} − μ(z_t, a_t)‖², ``predicted_reward`` r(z_{t+1}) of the planned
-        latents, ``action_violation`` ‖max(0, |a_t| − a_max)‖², ``lam`` λ_t, ``nu`` ν_t, plus ``damping``
-        and ``wall_time`` (seconds since planning started, at the end of each iteration).
-        ``plan_rewards`` (n_plans,) is each plan's model reward used to choose; with ``record_every``
-        > 0, ``snapshot_iteration`` (n,), ``snapshot_features`` (n, H+1, F) and ``snapshot_actions``
-        (n, H, A) hold the chosen plan after those iterations (0 = initialization).
-        Returned actions are clipped to ±a_max (what would be executed); the raw violation is traced.
+        ``Plan.actions`` are the chosen plan's actions clipped to ±a_max (what would be executed);
+        ``Plan.features`` are its *planned* latents [z0, z_2, …, z_{H+1}], the collocation variables.
+        They satisfy the dynamics step by step up to the tolerance: ‖z_{t+1} − μ(z_t, a_t)‖² ≈ ε.
+        The rollout of ``Plan.actions`` through μ departs from them by the accumulated slack: about
+        H·√ε for non-expansive dynamics, more where the dynamics amplify errors (a pendulum near the
+        top). ``trace['feasibility_gap']`` is that max abs difference, measured on every plan. With
+        ``polish_iterations`` > 0 the returned actions were polished by shooting, so ``Plan.features``
+        is their rollout (exactly feasible) and the gap is that of the collocation latents before.
+        ``trace`` holds, per iteration k (after its step and multiplier update), for the plan finally
+        chosen: ``dynamics_violation`` mean over steps of ‖z_{t+1} − μ(z_t, a_t)‖², ``predicted_reward``
+        mean r(z_{t+1}) of the planned latents, ``action_violation`` mean ‖max(0, |a_t| − a_max)‖² of
+        the raw actions, ``lam`` and ``nu`` mean multipliers, ``damping``, ``wall_time`` (seconds since
+        planning started). ``plan_rewards`` (n_plans,) is each plan's model return of its clipped
+        actions, used to choose; ``rejected_steps``; ``raw_action_max`` max |a| of the chosen plan's
+        actions before clipping (≤ a_max unless ``constraints="paper"``); with ``record_every`` > 0,
+        ``snapshot_iteration`` (n,), ``snapshot_features`` (n, H+1, F) and ``snapshot_actions``
+        (n, H, A) of the chosen plan after those iterations (0 = initialization).
         """
         cfg = self.config
         z0 = check_plan_inputs(model, z0, horizon)
-        horizon = int(horizon)
-        B, H, Fz, A = cfg.n_plans, horizon, model.feature_size, model.action_size
-        device, dtype = z0.device, z0.dtype
-        # initialization as in the authors' code: every latent and action ~ N(0, 1)
-        x = cfg.init_std * torch.randn(B, H, A + Fz, generator=self.generator, dtype=torch.float64)
-        x = x.to(device=device, dtype=dtype)
-        f64 = dict(dtype=torch.float64, device=device)
-        duals = _Duals(torch.full((B, H), cfg.lam_init, **f64), torch.full((B, H), cfg.nu_init, **f64),
-                       cfg.normalize_residuals)
-        keys = ("dynamics_violation", "predicted_reward", "action_violation", "lam", "nu", "damping")
-        curves = {k: np.zeros((cfg.iterations, B)) for k in keys}
-        snapshots: list[tuple[int, Tensor]] = [(0, x.clone())] if cfg.record_every else []
-        wall_time, start = np.zeros(cfg.iterations), time.perf_counter()
-
-        def after_step(k: int, x: Tensor, lin: CollocationLinearization, accepted: Tensor,
-                       damping: Tensor) -> None:
-            self.dual_update(duals, lin, accepted)  # Algorithm 1, line 8 (§5 update rule)
-            wall_time[k] = time.perf_counter() - start
-            curves["damping"][k] = damping.numpy()
-            curves["dynamics_violation"][k] = lin.dyn.double().pow(2).sum(-1).mean(1).cpu().numpy()
-            curves["predicted_reward"][k] = lin.reward.double().mean(1).cpu().numpy()
-            curves["action_violation"][k] = lin.act.double().pow(2).sum(-1).mean(1).cpu().numpy()
-            curves["lam"][k] = duals.lam.mean(1).cpu().numpy()
-            curves["nu"][k] = duals.nu.mean(1).cpu().numpy()
-            if cfg.record_every and ((k + 1) % cfg.record_every == 0 or k + 1 == cfg.iterations):
-                snapshots.append((k + 1, x.clone()))
-
+        B, H, A = cfg.n_plans, int(horizon), model.action_size
+        x = self.initial_plan(B, H, model, z0)
+        multipliers = Multipliers.from_config(cfg, B, H, z0.device)
+        trace = IterationTrace(cfg.iterations, cfg.record_every)
         workspace: dict[str, Tensor] = {}
 
         def linearize(x: Tensor) -> CollocationLinearization:
-            return self.linearize(model, z0, x, duals, workspace)
+            return self.linearize(model, z0, x, multipliers, workspace)
 
-        result = levenberg_marquardt(linearize, x, cfg.iterations, damping=cfg.damping,
-                                     max_damping=cfg.max_damping, backend=cfg.backend,
-                                     threads=cfg.solver_threads, callback=after_step)
-        x, failed = result.x, result.failed
-        if failed.all():
+        def snapshot(k: int, x: Tensor) -> None:
+            a = plan_actions(x, A, cfg.action_max, cfg.constraints)
+            trace.snapshot(k, a, features=torch.cat([z0.expand(B, 1, -1), x[..., A:]], 1))
+
+        snapshot(0, x)
+        state = LMState.start(linearize, x, cfg.damping)
+        for k in range(cfg.iterations):
+            state, accepted = lm_step(linearize, state, damping=cfg.damping, adaptive=cfg.adaptive_damping,
+                                      max_damping=cfg.max_damping, backend=cfg.backend,
+                                      threads=cfg.solver_threads,
+                                      project=lambda x: self.project(x, A))  # lines 6-7 (Eq. 4, 5)
+            res = state.linearization.res
+            multipliers.update(res.dynamics_violation(), res.action_violation(), accepted)  # line 8
+            trace.tick(k)
+            trace.record(k, dynamics_violation=res.dynamics_violation().mean(1),
+                         predicted_reward=res.reward.double().mean(1),
+                         action_violation=res.action_violation().mean(1),
+                         lam=multipliers.lam.mean(1), nu=multipliers.nu.mean(1), damping=state.damping)
+            snapshot(k + 1, state.x)
+        return self._choose(model, z0, state, trace)
+
+    def polish(self, model: LatentModel, z0: Tensor, actions: Tensor) -> Tensor:
+        """``polish_iterations`` projected Adam steps on actions (B, H, A) through the rollout,
+        minimizing ½Σ_t softplus(−r(z_{t+1}))² (LatCo's objective once the dynamics hold)."""
+        cfg = self.config
+        a = actions.detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([a], lr=cfg.polish_lr)
+        for _ in range(cfg.polish_iterations):
+            with torch.enable_grad():
+                _, rewards = rollout(model, z0, a)
+                loss = 0.5 * F.softplus(-rewards).pow(2).sum()
+                optimizer.zero_grad(set_to_none=False)
+                loss.backward()
+            optimizer.step()
+            a.data.clamp_(-cfg.action_max, cfg.action_max)
+        return a.detach()
+
+    def _choose(self, model: LatentModel, z0: Tensor, state: LMState, trace: IterationTrace) -> Plan:
+        """The plan whose clipped actions earn the most model reward through μ (authors' code)."""
+        cfg, A = self.config, model.action_size
+        x, failed = state.x, state.failed.to(z0.device)
+        B = x.shape[0]
+        if bool(failed.all()):
             raise PlanningError(
                 f"LatCo failed on all {B} plan(s): the model returned NaN/Inf (or the LM system broke "
                 f"down) and raising the damping to {cfg.max_damping:g} did not recover a finite step. "
                 "Check the model and z0 for non-finite outputs, or lower init_std.")
-        # choose the plan whose clipped actions earn the most model reward through μ (authors' code)
-        a = x[..., :A].clamp(-cfg.action_max, cfg.action_max)
-        z, rewards = z0.expand(B, -1), []
-        for t in range(H):
-            z = model.predict_mean(z, a[:, t])
-            rewards.append(model.reward(z))
-        plan_rewards = torch.stack(rewards, 1).double().sum(1)
-        plan_rewards = torch.where(failed.to(device) | ~torch.isfinite(plan_rewards),
+        raw = plan_actions(x, A, cfg.action_max, cfg.constraints)
+        actions = raw.clamp(-cfg.action_max, cfg.action_max)
+        if cfg.polish_iterations:
+            actions = self.polish(model, z0, actions)
+        rolled, rewards = rollout(model, z0, actions)
+        plan_rewards = rewards.double().sum(-1)
+        plan_rewards = torch.where(failed | ~torch.isfinite(plan_rewards),
                                    torch.full_like(plan_rewards, -math.inf), plan_rewards)
-        if failed.any():
+        if bool(failed.any()):
             warnings.warn(f"LatCo: {int(failed.sum())} of {B} plans hit non-finite values and were dropped",
-                          RuntimeWarning, stacklevel=2)
-        best = int(torch.argmax(plan_rewards)) if torch.isfinite(plan_rewards).any() else \
+                          RuntimeWarning, stacklevel=3)
+        best = int(torch.argmax(plan_rewards)) if bool(torch.isfinite(plan_rewards).any()) else \
             int(torch.nonzero(~failed)[0])
-        trace = {k: v[:, best].copy() for k, v in curves.items()}
-        trace["wall_time"] = wall_time
-        trace["plan_rewards"] = plan_rewards.cpu().numpy()
-        trace["rejected_steps"] = np.array(int(result.rejected[best]))
-        if snapshots:
-            trace["snapshot_iteration"] = np.array([k for k, _ in snapshots])
-            trace["snapshot_features"] = np.stack(
-                [torch.cat([z0[None], s[best, :, A:]]).cpu().numpy() for _, s in snapshots])
-            trace["snapshot_actions"] = np.stack([s[best, :, :A].cpu().numpy() for _, s in snapshots])
-        features = torch.cat([z0[None], x[best, :, A:]], 0)
-        return Plan(actions=a[best], features=features, trace=trace)
+        planned = torch.cat([z0[None], x[best, :, A:]], 0)
+        features = rolled[best] if cfg.polish_iterations else planned
+        out = trace.as_dict(plan=best)
+        for name in ("dynamics_violation", "predicted_reward", "action_violation", "lam", "nu", "damping"):
+            out.setdefault(name, np.zeros(0))  # iterations=0
+        out["plan_rewards"] = plan_rewards.cpu().numpy()
+        out["rejected_steps"] = state.rejected[best].numpy().copy()
+        out["raw_action_max"] = raw[best].abs().max().double().cpu().numpy()
+        out["feasibility_gap"] = (planned - rolled[best]).abs().max().double().cpu().numpy()
+        return Plan(actions=actions[best], features=features, trace=out)
