@@ -94,20 +94,27 @@ def return_vs_time(model: LatentModel, starts: Sequence[torch.Tensor], planners:
     """Model return of each planner's current actions against wall time, per start feature.
 
     Columns: planner (the label), start, iteration, wall_time (s), return. Iteration 0 is the
-    initialization at time 0; the snapshots are scored after planning, outside the timed loop.
+    initialization at time 0; the snapshots are scored after planning, outside the timed loop. The
+    last row per start (iteration = iterations + 1) is the returned plan at the plan's whole wall
+    time, so the curve ends at what the planner hands the agent (after LatCo's choice and polish).
     """
     rows = []
     for label, (name, overrides) in planners.items():
         iterations = int(make_planner(name, **overrides).config.iterations)
         every = max(1, iterations // points)
         for s, z0 in enumerate(starts):
+            tick = time.perf_counter()
             plan = make_planner(name, **{**overrides, "record_every": every}).plan(model, z0, horizon)
+            total = time.perf_counter() - tick
             trace = plan.trace
             snaps = torch.as_tensor(trace["snapshot_actions"], dtype=z0.dtype)
             returns = rollout_return(model, z0, snaps, action_max=1.0).double().numpy()
             for k, ret in zip(trace["snapshot_iteration"], returns, strict=True):
                 t = 0.0 if k == 0 else float(trace["wall_time"][k - 1])
                 rows.append(dict(planner=label, start=s, iteration=int(k), wall_time=t, **{"return": ret}))
+            final = float(rollout_return(model, z0, plan.actions, action_max=1.0))
+            rows.append(dict(planner=label, start=s, iteration=iterations + 1, wall_time=total,
+                             **{"return": final}))
     return pd.DataFrame(rows)
 
 

@@ -104,6 +104,12 @@ class LatCoConfig:
     """A plan whose damping must exceed this to get a finite step is given up."""
     multiplier_min: float = 0.0
     """Floor of λ_t and ν_t after each update (0: the pure §5 rule)."""
+    refine_tol: float = 0.0
+    """Projected step: an action at the bound that the LM step pushes outward by more than
+    refine_tol·a_max is held and the step solved once more; smaller overshoots are only clipped."""
+    hold_memory: int = 10
+    """Projected step: actions held in one step start the next steps held (saves solving again),
+    and every this many iterations the held set is forgotten and found anew (0: never remember)."""
     polish_iterations: int = 0
     """After the LM loop, this many projected Adam steps on the actions of every plan through the
     rollout (shooting on LatCo's objective ½Σ softplus(−r)²), from the collocation actions (0: none)."""
@@ -117,7 +123,8 @@ class LatCoConfig:
             "eta": self.eta > 0, "action_max": self.action_max > 0, "n_plans": self.n_plans >= 1,
             "init_std": self.init_std >= 0, "record_every": self.record_every >= 0,
             "max_damping": self.max_damping >= self.damping, "solver_threads": self.solver_threads >= 1,
-            "polish_iterations": self.polish_iterations >= 0, "polish_lr": self.polish_lr > 0,
+            "polish_iterations": self.polish_iterations >= 0, "refine_tol": self.refine_tol >= 0,
+            "hold_memory": self.hold_memory >= 0, "polish_lr": self.polish_lr > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -268,6 +275,8 @@ class CollocationLinearization:
     multipliers: Multipliers
     at_bound: Tensor | None = None  # (B, H, A) bool: action at ±a_max ("project")
     held: Tensor | None = None  # (B, H, A) bool: actions the projected step keeps where they are
+    refine_tol: float = 0.0  # outward steps of at most this are clipped without solving again
+    sticky: Tensor | None = None  # (B, H, A) bool: held in the previous steps (a guess for this one)
     workspace: dict[str, Tensor] = field(default_factory=dict)  # buffers shared by one plan's calls
 
     @property
@@ -342,6 +351,8 @@ class CollocationLinearization:
         held = self.at_bound & (grad[..., :A] * a.sign() < 0)
         if self.held is not None:
             held |= self.held
+        elif self.sticky is not None:  # what the last steps held, if still at the bound
+            held |= self.at_bound & self.sticky
         self.held = held
         if not bool(held.any()):
             return
@@ -366,7 +377,10 @@ class CollocationLinearization:
         if self.at_bound is None:
             return False
         A = self.res.actions.shape[-1]
-        outward = self.at_bound & (delta[..., :A].to(torch.float64) * self.res.actions.sign() < 0)
+        a = self.res.actions.to(torch.float64)
+        step = delta[..., :A].to(torch.float64)
+        # pushed outward by more than the tolerance (smaller overshoots are clipped: ≤ that much slack)
+        outward = self.at_bound & (step * a.sign() < -self.refine_tol)
         new = outward & ~self.held if self.held is not None else outward
         if not bool(new.any()):
             return False
@@ -399,7 +413,8 @@ class CollocationLinearization:
                                       for n in CollocationResiduals.__dataclass_fields__})
         names = ("jz", "ja", "act_grad", "rew_grad", "at_bound")
         return CollocationLinearization(res, **{n: pick(getattr(self, n), getattr(other, n)) for n in names},
-                                        multipliers=self.multipliers, workspace=self.workspace)
+                                        multipliers=self.multipliers, refine_tol=self.refine_tol,
+                                        workspace=self.workspace)
 
 
 # ---------------------------------------------------------------------------------- the planner
@@ -435,7 +450,8 @@ class LatCoPlanner:
         return CollocationLinearization(
             res, jz=jz, ja=ja, act_grad=act_grad,
             rew_grad=-torch.sigmoid(-reward)[..., None] * reward_grad, multipliers=multipliers,
-            at_bound=at_bound, workspace={} if workspace is None else workspace,
+            at_bound=at_bound, refine_tol=cfg.refine_tol * cfg.action_max,
+            workspace={} if workspace is None else workspace,
         )
 
     def project(self, x: Tensor, action_size: int) -> Tensor:
@@ -492,10 +508,13 @@ class LatCoPlanner:
         snapshot(0, x)
         state = LMState.start(linearize, x, cfg.damping)
         for k in range(cfg.iterations):
+            used = state.linearization
             state, accepted = lm_step(linearize, state, damping=cfg.damping, adaptive=cfg.adaptive_damping,
                                       max_damping=cfg.max_damping, backend=cfg.backend,
                                       threads=cfg.solver_threads,
                                       project=lambda x: self.project(x, A))  # lines 6-7 (Eq. 4, 5)
+            if cfg.hold_memory and (k + 1) % cfg.hold_memory and state.linearization is not used:
+                state.linearization.sticky = used.held  # start the next step with these held
             res = state.linearization.res
             multipliers.update(res.dynamics_violation(), res.action_violation(), accepted)  # line 8
             trace.tick(k)
