@@ -87,6 +87,8 @@ def model_planners(profile_name: str) -> dict[str, tuple[str, dict]]:
         "LatCo, 1 plan, paper settings": ("latco", {}),
         "LatCo, 4 plans x 50": ("latco", {"n_plans": 4, "iterations": 50}),
         "LatCo, 1 plan + polish 20": ("latco", {"polish_iterations": 20}),
+        "LatCo, 2 plans x 100 + polish 20": ("latco", {"n_plans": 2, "iterations": 100,
+                                                       "polish_iterations": 20}),
         "CEM (profile)": ("cem", quick.get("cem", {})),
         "GD (profile)": ("gd", quick.get("gd", {})),
         "CEM (paper: 100 x 10 000)": ("cem", {}),

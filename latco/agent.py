@@ -26,6 +26,7 @@ from tqdm import tqdm  # text bars: notebooks run headless through papermill (no
 from latco import data, envs
 from latco.model import RSSM
 from latco.planners.base import Plan, Planner, reseed
+from latco.planners.evaluate import rollout_return
 
 
 @dataclass
@@ -62,8 +63,7 @@ def infer_feature(model: RSSM, images: list[np.ndarray], actions: list[np.ndarra
 @torch.no_grad()
 def predicted_return(model: RSSM, z: torch.Tensor, actions: torch.Tensor) -> float:
     """Sum of r(z_{t+1}) along the mean rollout of ``actions`` (T, A) from z (F,)."""
-    features = model.imagine(z, actions.to(model.device, model.dtype))
-    return float(model.reward(features[1:]).sum())
+    return float(rollout_return(model, z, actions.to(model.device, model.dtype)))
 
 
 def run_episode(

@@ -29,7 +29,8 @@ def decode(model: RSSM, features: np.ndarray | torch.Tensor) -> np.ndarray:
 def plan_optimization(model: RSSM, snapshot_features: np.ndarray, snapshot_iteration: np.ndarray,
                       steps: Sequence[int], title: str = "") -> Figure:
     """Fig. 1/6: the plan's latent states decoded to images (columns: time steps) after each
-    recorded optimization iteration (rows)."""
+    recorded optimization iteration (rows). These are LatCo's *planned latents* (its decision
+    variables), not the rollout of its actions: early on they violate the dynamics by design."""
     rows = len(snapshot_iteration)
     fig = Figure(figsize=(1.25 * len(steps) + 0.8, 1.3 * rows + 0.4))
     axes = fig.subplots(rows, len(steps), squeeze=False)
@@ -37,7 +38,8 @@ def plan_optimization(model: RSSM, snapshot_features: np.ndarray, snapshot_itera
         images = decode(model, features[list(steps)])
         image_strip(images, [f"t={t}" for t in steps] if r == 0 else None, axes=axes[r])
         axes[r, 0].set_ylabel(f"iter {int(k)}", fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(f"{title}\n(decoded: the planned latents, not a rollout of the actions)" if title
+                 else "decoded: the planned latents, not a rollout of the actions", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -125,15 +127,18 @@ def trajectories(episodes: Mapping[str, Episode], columns: int = 6, title: str =
 
 def planned_vs_executed(model: RSSM, runs: Mapping[str, tuple[np.ndarray, Episode]],
                         steps: Sequence[int], title: str = "") -> Figure:
-    """Fig. 4: per planner, the first plan's latent states decoded (top) above the frames the
-    agent then saw (bottom), at the same time ``steps``."""
+    """Fig. 4: per planner, the first plan's ``Plan.features`` decoded (top) above the frames the
+    agent then saw (bottom), at the same time ``steps``. For LatCo these are its planned latents
+    (feasible to the tolerance, ``trace['feasibility_gap']``); for shooting planners, the model's
+    rollout of their actions: the row labels say which."""
     fig = Figure(figsize=(1.3 * len(steps) + 1.2, 2.7 * len(runs)))
     axes = fig.subplots(2 * len(runs), len(steps), squeeze=False)
     for r, (label, (features, episode)) in enumerate(runs.items()):
         planned = decode(model, features[[min(t, len(features) - 1) for t in steps]])
         image_strip(planned, [f"t={t}" for t in steps], axes=axes[2 * r])
         image_strip(episode.images[[min(t, len(episode)) for t in steps]], axes=axes[2 * r + 1])
-        axes[2 * r, 0].set_ylabel(f"{label}\nplanned", fontsize=8)
+        kind = "planned latents" if label.lower().startswith("latco") else "rollout of plan"
+        axes[2 * r, 0].set_ylabel(f"{label}\n{kind}", fontsize=8)
         axes[2 * r + 1, 0].set_ylabel(f"{label}\nexecuted", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -109,3 +109,21 @@ def test_pendulum_swing_up_reaches_the_multi_start_optimum():
 def test_unknown_constraints_are_rejected():
     with pytest.raises(ValueError, match="unknown constraints 'box'; choose one of: project, tanh, paper"):
         make_planner("latco", constraints="box")
+
+
+def test_warm_start_shifts_the_previous_plan_and_reset_forgets_it():
+    model, z0, H = an.PointMass(goal=(3.0, 1.0)), torch.zeros(2), 8
+    planner = make_planner("latco", shift=3, iterations=0)
+    first = planner.plan(model, z0, H)
+    second = planner.plan(model, first.features[3], H)
+    torch.testing.assert_close(second.actions[: H - 3], first.actions[3:])
+    torch.testing.assert_close(second.features[1 : H - 2], first.features[4:])
+    # the tail holds the last action and follows μ from the last planned latent
+    torch.testing.assert_close(second.actions[H - 3 :], first.actions[-1].expand(3, -1))
+    torch.testing.assert_close(second.features[H - 2], model.predict_mean(first.features[-1], first.actions[-1]))
+    planner.reset()
+    third = planner.plan(model, first.features[3], H)
+    assert not torch.allclose(third.actions[: H - 3], first.actions[3:])
+    cold = make_planner("latco", iterations=0)
+    cold.plan(model, z0, H)
+    assert not torch.allclose(cold.plan(model, first.features[3], H).actions[: H - 3], first.actions[3:])

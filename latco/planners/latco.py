@@ -86,6 +86,11 @@ class LatCoConfig:
     """How the action bound is kept: "project" (default), "tanh" or "paper" (module docstring)."""
     n_plans: int = 1
     """Independent plans optimized as one batch; the best by model reward is returned."""
+    shift: int | None = None
+    """MPC warm start: the previous call's chosen plan, shifted by this many steps (the actions
+    executed in between: the agent's T_cache), starts plan 0 of the next call; its new tail holds
+    the last action and rolls the latents out through μ. None (the authors): every call starts
+    from N(0, 1). ``reset()`` forgets the previous plan (the agent calls it every episode)."""
     init_std: float = 1.0
     """Std of the N(0, std²) initialization of latents and actions (authors' code: 1)."""
     normalize_residuals: bool = True
@@ -124,7 +129,7 @@ class LatCoConfig:
             "init_std": self.init_std >= 0, "record_every": self.record_every >= 0,
             "max_damping": self.max_damping >= self.damping, "solver_threads": self.solver_threads >= 1,
             "polish_iterations": self.polish_iterations >= 0, "refine_tol": self.refine_tol >= 0,
-            "hold_memory": self.hold_memory >= 0, "polish_lr": self.polish_lr > 0,
+            "hold_memory": self.hold_memory >= 0, "shift": self.shift is None or self.shift >= 1, "polish_lr": self.polish_lr > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -429,6 +434,25 @@ class LatCoPlanner:
             self.generator.seed()
         else:
             self.generator.manual_seed(self.config.seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous plan (``shift``'s warm start); call at the start of every episode."""
+        self._previous: Tensor | None = None  # (H, A + F) decision variables of the last plan
+
+    def warm_start(self, model: LatentModel, horizon: int) -> Tensor | None:
+        """The previous plan shifted by ``shift`` steps, its tail filled (see ``shift``), or None."""
+        prev, shift = self._previous, self.config.shift
+        if shift is None or prev is None or shift >= prev.shape[0]:
+            return None
+        A = model.action_size
+        kept = prev[shift:horizon + shift]
+        tail = []
+        z, a = kept[-1, A:], kept[-1, :A]
+        for _ in range(horizon - kept.shape[0]):
+            z = model.predict_mean(z, plan_actions(a, A, self.config.action_max, self.config.constraints))
+            tail.append(torch.cat([a, z]))
+        return torch.cat([kept, torch.stack(tail)]) if tail else kept
 
     def linearize(self, model: LatentModel, z0: Tensor, x: Tensor, multipliers: Multipliers,
                   workspace: dict[str, Tensor] | None = None) -> CollocationLinearization:
@@ -494,6 +518,9 @@ class LatCoPlanner:
         z0 = check_plan_inputs(model, z0, horizon)
         B, H, A = cfg.n_plans, int(horizon), model.action_size
         x = self.initial_plan(B, H, model, z0)
+        warm = self.warm_start(model, H)
+        if warm is not None:
+            x[0] = warm.to(x.dtype)
         multipliers = Multipliers.from_config(cfg, B, H, z0.device)
         trace = IterationTrace(cfg.iterations, cfg.record_every)
         workspace: dict[str, Tensor] = {}
@@ -564,6 +591,7 @@ class LatCoPlanner:
                           RuntimeWarning, stacklevel=3)
         best = int(torch.argmax(plan_rewards)) if bool(torch.isfinite(plan_rewards).any()) else \
             int(torch.nonzero(~failed)[0])
+        self._previous = x[best].clone()
         planned = torch.cat([z0[None], x[best, :, A:]], 0)
         features = rolled[best] if cfg.polish_iterations else planned
         out = trace.as_dict(plan=best)
