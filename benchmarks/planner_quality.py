@@ -81,14 +81,13 @@ def summarize_analytic(table: pd.DataFrame) -> pd.DataFrame:
 def model_planners(profile_name: str) -> dict[str, tuple[str, dict]]:
     profile = get_profile(profile_name)
     quick = {name: dict(opts) for name, opts in profile.planners.items()}
+    lat = quick.get("latco", {})
     return {
-        "LatCo (profile)": ("latco", quick.get("latco", {})),
-        "LatCo, constraints=paper": ("latco", {**quick.get("latco", {}), "constraints": "paper"}),
-        "LatCo, 1 plan, paper settings": ("latco", {}),
-        "LatCo, 4 plans x 50": ("latco", {"n_plans": 4, "iterations": 50}),
-        "LatCo, 1 plan + polish 20": ("latco", {"polish_iterations": 20}),
-        "LatCo, 2 plans x 100 + polish 20": ("latco", {"n_plans": 2, "iterations": 100,
-                                                       "polish_iterations": 20}),
+        "LatCo (profile)": ("latco", lat),
+        "LatCo (profile), constraints=paper": ("latco", {**lat, "constraints": "paper"}),
+        "LatCo, 1 x 200 (paper settings)": ("latco", {}),
+        "LatCo, 1 x 200, constraints=paper (authors)": ("latco", {"constraints": "paper"}),
+        "LatCo (profile) + polish 20": ("latco", {**lat, "polish_iterations": 20}),
         "CEM (profile)": ("cem", quick.get("cem", {})),
         "GD (profile)": ("gd", quick.get("gd", {})),
         "CEM (paper: 100 x 10 000)": ("cem", {}),

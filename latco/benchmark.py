@@ -94,7 +94,8 @@ def return_vs_time(model: LatentModel, starts: Sequence[torch.Tensor], planners:
     """Model return of each planner's current actions against wall time, per start feature.
 
     Columns: planner (the label), start, iteration, wall_time (s), return. Iteration 0 is the
-    initialization at time 0; the snapshots are scored after planning, outside the timed loop. The
+    initialization at time 0; the snapshots are scored after planning, outside the timed loop.
+    Start s uses planner seed s unless ``overrides`` fix one. The
     last row per start (iteration = iterations + 1) is the returned plan at the plan's whole wall
     time, so the curve ends at what the planner hands the agent (after LatCo's choice and polish).
     """
@@ -104,7 +105,10 @@ def return_vs_time(model: LatentModel, starts: Sequence[torch.Tensor], planners:
         every = max(1, iterations // points)
         for s, z0 in enumerate(starts):
             tick = time.perf_counter()
-            plan = make_planner(name, **{**overrides, "record_every": every}).plan(model, z0, horizon)
+            # each start its own planner seed (as the evaluation reseeds per episode): one seed's
+            # initialization would otherwise decide every start alike
+            options = {"seed": s, **overrides, "record_every": every}
+            plan = make_planner(name, **options).plan(model, z0, horizon)
             total = time.perf_counter() - tick
             trace = plan.trace
             snaps = torch.as_tensor(trace["snapshot_actions"], dtype=z0.dtype)

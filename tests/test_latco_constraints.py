@@ -120,7 +120,8 @@ def test_warm_start_shifts_the_previous_plan_and_reset_forgets_it():
     torch.testing.assert_close(second.features[1 : H - 2], first.features[4:])
     # the tail holds the last action and follows μ from the last planned latent
     torch.testing.assert_close(second.actions[H - 3 :], first.actions[-1].expand(3, -1))
-    torch.testing.assert_close(second.features[H - 2], model.predict_mean(first.features[-1], first.actions[-1]))
+    expected = model.predict_mean(first.features[-1], first.actions[-1])
+    torch.testing.assert_close(second.features[H - 2], expected)
     planner.reset()
     third = planner.plan(model, first.features[3], H)
     assert not torch.allclose(third.actions[: H - 3], first.actions[3:])

@@ -129,7 +129,8 @@ class LatCoConfig:
             "init_std": self.init_std >= 0, "record_every": self.record_every >= 0,
             "max_damping": self.max_damping >= self.damping, "solver_threads": self.solver_threads >= 1,
             "polish_iterations": self.polish_iterations >= 0, "refine_tol": self.refine_tol >= 0,
-            "hold_memory": self.hold_memory >= 0, "shift": self.shift is None or self.shift >= 1, "polish_lr": self.polish_lr > 0,
+            "hold_memory": self.hold_memory >= 0, "shift": self.shift is None or self.shift >= 1,
+            "polish_lr": self.polish_lr > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
