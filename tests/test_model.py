@@ -78,6 +78,9 @@ def test_predict_mean_is_deterministic_and_differentiable():
     traj = model.imagine(z[:2].detach(), actions)
     step = model.predict_mean(model.predict_mean(z[:2], actions[:, 0]), actions[:, 1])
     torch.testing.assert_close(traj[:, 2], step)
+    # predict_mean's state part is the prior mean (computed without the std rows)
+    s_next, h_next = model.split(model.predict_mean(z, a))
+    torch.testing.assert_close(s_next, model.prior(h_next)[0])
 
 
 def test_gaussian_kl_matches_torch_distributions():

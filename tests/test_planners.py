@@ -6,7 +6,9 @@ import scipy.optimize
 import torch
 from test_latco import LinearModel, rollout_cost, scipy_reference
 
+from latco.benchmark import random_model
 from latco.config import PROFILES, make_profile_planner
+from latco.model import WorldModelConfig
 from latco.planners import PlanningError, available_planners, make_planner
 from latco.planners.evaluate import rollout, rollout_return
 from latco.planners.icem import colored_noise
@@ -118,6 +120,30 @@ def test_mppi_at_zero_temperature_limit_is_the_sample_mean():
     plan = make_planner("mppi", iterations=1, samples=32, temperature=1e-9).plan(model, torch.zeros(4), 5)
     samples = torch.stack(model.batches[:5], 1)[1:]
     torch.testing.assert_close(plan.actions, samples.mean(0))
+
+
+@pytest.mark.parametrize("action_max", [None, 0.5])
+@pytest.mark.parametrize("batch", [(7,), (3, 5)], ids=["N", "BxN"])
+def test_streaming_rollout_return_equals_the_stacked_rollout(batch, action_max):
+    """rollout_return sums r(z_{t+1}) step by step without keeping features: rollout's rewards, summed."""
+    model = random_model(WorldModelConfig(action_size=2, image_size=32, depth=4, stoch=4, deter=8, hidden=16,
+                                          reward_hidden=16))
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(model.feature_size, generator=g)
+    actions = 2 * torch.randn(*batch, 6, 2, generator=g)  # beyond ±0.5 and ±1: clipping matters
+    executed = actions if action_max is None else actions.clamp(-action_max, action_max)
+    with torch.no_grad():
+        got = rollout_return(model, z0, actions, action_max=action_max)
+        expected = rollout(model, z0, executed)[1].sum(-1)
+    assert got.shape == batch and got.dtype == expected.dtype
+    torch.testing.assert_close(got, expected)
+    if action_max is not None:  # the clipping changed the return (the test would notice a missing clamp)
+        assert not torch.allclose(got, rollout(model, z0, actions)[1].sum(-1))
+    # per-start z0 (..., F) broadcast against the batch, and an empty horizon returns zeros
+    starts = torch.randn(*batch, model.feature_size, generator=g)
+    expected = rollout(model, starts, executed)[1].sum(-1)
+    torch.testing.assert_close(rollout_return(model, starts, executed), expected)
+    assert torch.equal(rollout_return(model, z0, actions[..., :0, :]), torch.zeros(batch))
 
 
 def test_colored_noise_has_unit_variance_and_more_low_frequency_power():

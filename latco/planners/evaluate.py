@@ -40,8 +40,9 @@ def rollout_return(model: LatentModel, z0: Tensor, actions: Tensor,
     With ``action_max`` the actions are first clipped to ±action_max (what the agent would execute).
     The sampling planners' hot path: the reward is summed step by step and no feature is kept, so
     memory stays O(batch · F) instead of the (..., H+1, F) stack and reward activations of
-    ``rollout``. Same values as ``rollout(...)[1].sum(-1)`` up to summation order; measured 1.2× (1000
-    samples) to 1.8× (10 000) faster on the paper-sized RSSM (``benchmarks/sampling_planners.py``).
+    ``rollout``. Same values as ``rollout(...)[1].sum(-1)`` up to summation order. Measured on the
+    paper-sized RSSM, H = 30, 1 thread: 1.3× faster at 1000 and at 10 000 samples, up to 2.2× at
+    10 000 when other load competes for memory bandwidth (``benchmarks/sampling_planners.py``).
     """
     if action_max is not None:
         actions = actions.clamp(-action_max, action_max)
