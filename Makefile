@@ -11,7 +11,7 @@ PROFILE ?= quick
 export OMP_WAIT_POLICY ?= PASSIVE
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup paper test lint gl-check clean-venv
+.PHONY: setup paper test lint gl-check clean-venv gpu-wheels
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "latco needs Python >= 3.11, found " + sys.version' 
@@ -38,6 +38,15 @@ test: setup lint
 
 paper: setup
 	$(VENV)/bin/snakemake --cores all all --config profile=$(PROFILE)
+
+# Wheels a lent accelerator (Python 3.12, its own torch, numpy, scipy, pandas, matplotlib) lacks
+# for benchmarks/gpu_check.py; carried as wheels-gpu/ (docs/gpu.md has the one command).
+GPU_WHEELS := mujoco==3.3.0 absl-py etils glfw pyopengl gymnasium==1.4.0 cloudpickle farama-notifications \
+	typing-extensions tabulate==0.10.0 tqdm==4.70.1 imageio==2.38.1 packaging==25.0
+gpu-wheels: $(VENV)/.installed
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+		--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+		-d wheels-gpu $(GPU_WHEELS)
 
 clean-venv:
 	rm -rf $(VENV)

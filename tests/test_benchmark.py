@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import torch
 
 from latco import benchmark
@@ -49,3 +50,20 @@ def test_solver_scaling_table_checks_block_against_dense():
     assert list(table.horizon) == [4, 8] and table.dense_measured.all()
     assert (table[["model_s", "block_s", "dense_s"]] > 0).all().all()
     assert benchmark.plot_solver_scaling(table, d=14).axes[0].get_yscale() == "log"
+
+
+def test_gpu_check_runs_tiny_on_the_cpu(tmp_path):
+    """benchmarks/gpu_check.py --tiny: every part (planning, training, pipeline slice) runs and writes
+    its table, so the script a lent accelerator gets is known to work up to the device."""
+    import importlib.util
+
+    from latco import paths
+
+    spec = importlib.util.spec_from_file_location("gpu_check", paths.ROOT / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    assert gpu_check.main(["--tiny", "--out", str(tmp_path)]) == 0
+    for part in ("planning", "training", "pipeline"):
+        table = pd.read_csv(tmp_path / f"{part}.csv")
+        assert len(table) and table.select_dtypes("number").notna().any().any()
+    assert not (tmp_path / "errors.txt").exists()
