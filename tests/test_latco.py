@@ -8,31 +8,11 @@ import pytest
 import scipy.optimize
 import torch
 
+from latco.analytic import LinearModel, PointMass
 from latco.model import RSSM, WorldModelConfig
 from latco.planners import Plan, PlanningError, available_planners, make_planner, planner_config
 from latco.planners.latco import LatCoConfig, LatCoPlanner, Multipliers
 from latco.solver import add_gram, block_tridiagonal_to_dense, chain_normal_equations
-
-
-class LinearModel:
-    """z' = A z + B a with reward −‖z − goal‖²: a convex collocation problem with a known optimum."""
-
-    def __init__(self, F: int = 4, A: int = 2, seed: int = 1) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.feature_size, self.action_size = F, A
-        self.A = torch.eye(F) + 0.1 * torch.randn(F, F, generator=g)
-        self.B = 0.3 * torch.randn(F, A, generator=g)
-        self.goal = torch.ones(F)
-
-    def predict_mean(self, z, a):
-        return z @ self.A.T + a @ self.B.T
-
-    def predict_mean_jacobian(self, z, a):
-        lead = z.shape[:-1]
-        return self.A.expand(*lead, -1, -1), self.B.expand(*lead, -1, -1)
-
-    def reward(self, z):
-        return -((z - self.goal) ** 2).sum(-1)
 
 
 class NoJacobianLinear:
@@ -47,21 +27,6 @@ class NoJacobianLinear:
 
     def reward(self, z):
         return self.m.reward(z)
-
-
-class PointMass:
-    """z' = z + 0.1 a, |a| <= 1: the goal 2 away takes >= 20 of the 30 steps to reach."""
-
-    feature_size, action_size = 2, 2
-
-    def __init__(self, goal=(2.0, 0.0)) -> None:
-        self.goal = torch.tensor(goal)
-
-    def predict_mean(self, z, a):
-        return z + 0.1 * a
-
-    def reward(self, z):
-        return -((z - self.goal) ** 2).sum(-1)
 
 
 class TanhModel:

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
-from test_latco import LinearModel, rollout_cost, scipy_reference
+from test_latco import rollout_cost, scipy_reference
 
+from latco.analytic import LinearModel
 from latco.benchmark import random_model
 from latco.config import PROFILES, make_profile_planner
 from latco.model import WorldModelConfig

@@ -252,13 +252,18 @@ def plan_actions(x: Tensor, action_size: int, action_max: float, constraints: Co
 
 
 def collocation_residuals(model: LatentModel, z0: Tensor, x: Tensor, action_max: float,
-                          constraints: Constraints = "project") -> CollocationResiduals:
-    """LatCo's residuals at the plan x (B, H, A + F) = [a_t (or u_t), z_{t+1}]; differentiable in x."""
+                          constraints: Constraints = "project",
+                          reward: Tensor | None = None) -> CollocationResiduals:
+    """LatCo's residuals at the plan x (B, H, A + F) = [a_t (or u_t), z_{t+1}]; differentiable in x.
+
+    ``reward``: r(z_{t+1}) (B, H) if the caller has it already (``linearize`` takes it with ∂r/∂z).
+    """
     A = model.action_size
     a = plan_actions(x, A, action_max, constraints)
     z_next = x[..., A:]
     z_prev = torch.cat([z0.expand(x.shape[0], 1, -1), z_next[:, :-1]], 1)
-    reward = model.reward(z_next)
+    if reward is None:
+        reward = model.reward(z_next)
     act = (a.abs() - action_max).clamp(min=0) if constraints == "paper" else torch.zeros_like(a)
     return CollocationResiduals(a, z_prev, z_next, z_next - model.predict_mean(z_prev, a), act,
                                 F.softplus(-reward), reward)
@@ -462,15 +467,14 @@ class LatCoPlanner:
         ``workspace``: buffers for the normal equations, shared by the linearizations of one plan.
         """
         cfg = self.config
-        res = collocation_residuals(model, z0, x, cfg.action_max, cfg.constraints)
+        reward, reward_grad = reward_and_grad(model, x[..., model.action_size:])
+        res = collocation_residuals(model, z0, x, cfg.action_max, cfg.constraints, reward=reward)
         jz, ja = dynamics_jacobian(model, res.z_prev, res.actions, cfg.jacobian)
         if cfg.constraints == "tanh":  # chain rule through a = a_max·tanh(u)
             ja = ja * (cfg.action_max - res.actions**2 / cfg.action_max)[..., None, :]
-        reward, reward_grad = reward_and_grad(model, res.z_next)
         a = res.actions
-        act_grad = torch.where(a.abs() > cfg.action_max, a.sign(), torch.zeros_like(a))
-        if cfg.constraints != "paper":
-            act_grad = torch.zeros_like(a)
+        violated = (a.abs() > cfg.action_max) & (cfg.constraints == "paper")  # the hinge's support
+        act_grad = torch.where(violated, a.sign(), torch.zeros_like(a))
         at_bound = a.abs() >= cfg.action_max if cfg.constraints == "project" else None
         return CollocationLinearization(
             res, jz=jz, ja=ja, act_grad=act_grad,
@@ -530,8 +534,9 @@ class LatCoPlanner:
             return self.linearize(model, z0, x, multipliers, workspace)
 
         def snapshot(k: int, x: Tensor) -> None:
-            a = plan_actions(x, A, cfg.action_max, cfg.constraints)
-            trace.snapshot(k, a, features=torch.cat([z0.expand(B, 1, -1), x[..., A:]], 1))
+            if trace.wants_snapshot(k):  # only then build the (B, H+1, F) copy
+                a = plan_actions(x, A, cfg.action_max, cfg.constraints)
+                trace.snapshot(k, a, features=torch.cat([z0.expand(B, 1, -1), x[..., A:]], 1))
 
         snapshot(0, x)
         state = LMState.start(linearize, x, cfg.damping)
