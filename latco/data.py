@@ -4,13 +4,17 @@ A file is written to a temporary name in the same directory and renamed into pla
 a crash never leaves a half-written episode under an episode name; `collect` skips
 episodes already on disk, so an interrupted collection resumes where it stopped.
 Episode i of a collection is `ep_{i:06d}.npz`, made with seed `seed + i` (env reset and
-policy noise), so it is the same whether made in one run or after a resume.
+policy noise), so it is the same whether made in one run, after a resume, or by any of
+several worker processes (`collect(..., workers=2)`: one env per process, since Sawyer
+collection is bound by rendering on one core).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import tempfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,12 +185,18 @@ def collect(
     out_dir: str | os.PathLike,
     seed: int = 0,
     image_size: int = 64,
+    workers: int = 1,
 ) -> list[Path]:
     """Roll out `policy` for `episodes` episodes of `task` into `out_dir`; return their paths.
 
-    Episodes already on disk are kept (resume); episode i uses seed `seed + i`. One writer
-    per directory: leftover temporary files of an interrupted run are removed.
+    Episodes already on disk are kept (resume); episode i uses seed `seed + i`. One collection
+    per directory at a time: leftover temporary files of an interrupted run are removed.
+    `workers` > 1 rolls episodes out in that many processes, each with its own env and a copy of
+    `policy` (which must be picklable and reseeded by `reset(seed)`); the files are the same as
+    with one worker.
     """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     spec = task_spec(task)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,15 +209,56 @@ def collect(
         _check_same_collection(done[0], spec.name, image_size)
     if not todo:
         return paths
-    env = make_env(spec.name, seed=seed, image_size=image_size)
+    workers = min(workers, len(todo))
+    with tqdm(total=episodes, initial=len(done), desc=f"collect {task}", unit="ep") as bar:
+        if workers == 1:
+            _collect_serial(spec.name, policy, todo, paths, seed, image_size, bar.update)
+        else:
+            _collect_parallel(spec.name, policy, todo, paths, seed, image_size, workers, bar.update)
+    return paths
+
+
+def _collect_serial(
+    task: str, policy: Policy, todo: list[int], paths: list[Path], seed: int, image_size: int,
+    progress: Any = None,
+) -> None:
+    """Episodes `todo` (indices into `paths`) in this process, one env, saved as they finish."""
+    env = make_env(task, seed=seed, image_size=image_size)
     try:
-        with tqdm(total=episodes, initial=len(done), desc=f"collect {task}", unit="ep") as bar:
-            for i in todo:
-                save_episode(paths[i], rollout(env, policy, seed + i))
-                bar.update()
+        for i in todo:
+            save_episode(paths[i], rollout(env, policy, seed + i))
+            if progress is not None:
+                progress()
     finally:
         env.close()
-    return paths
+
+
+def _collect_parallel(
+    task: str, policy: Policy, todo: list[int], paths: list[Path], seed: int, image_size: int,
+    workers: int, progress: Any,
+) -> None:
+    """Split `todo` into small interleaved chunks and roll them out in `workers` processes.
+
+    Processes are spawned, not forked (a forked OpenGL or torch state is unsafe). Each chunk
+    saves its episodes one by one, so a kill loses at most the episodes being rolled out.
+    """
+    chunk = max(1, min(8, len(todo) // (4 * workers)))  # short chunks: a live progress bar
+    chunks = [todo[k : k + chunk] for k in range(0, len(todo), chunk)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(_collect_serial, task, policy, part, paths, seed, image_size): len(part)
+            for part in chunks
+        }
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()
+                progress(futures[future])
 
 
 def _check_same_collection(path: Path, task: str, image_size: int) -> None:

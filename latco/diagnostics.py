@@ -142,3 +142,49 @@ def most_moving_episode(episodes: Sequence[Any], horizon: int = 30) -> int:
         lengths.append(sum(np.linalg.norm(np.diff(np.asarray(v)[: horizon + 1], axis=0), axis=1).sum()
                            for v in state.values()))
     return int(np.argmax(lengths))
+
+
+@torch.no_grad()
+def imagined_reward_calibration(
+    model: RSSM, episodes: Sequence[Any], horizon: int = 30, stride: int = 5, threshold: float = 0.5
+) -> dict[str, float]:
+    """Does the reward head tell success on *imagined* states, which is what planners exploit?
+
+    For every held-out window of ``horizon`` steps (starts every ``stride`` steps) whose true
+    steps include a success, filter the episode's images up to the window's start (as MPC infers
+    z_t), imagine the window under the episode's own actions through the prior mean, and compare
+    the reward head's predictions with the true success per step. A step is predicted a success
+    when its reward exceeds ``threshold``. Returns ``windows``, ``precision`` and ``recall`` of
+    the predicted successes, ``predicted_return`` and ``true_return`` (mean reward sum per window)
+    and their difference ``gap`` = true − predicted (Table 3's sign); NaN where undefined.
+    """
+    pred, true, windows = [], [], 0
+    for ep in episodes:
+        images = torch.as_tensor(_get(ep, "images"), device=model.device)
+        actions = torch.as_tensor(_get(ep, "actions"), device=model.device, dtype=model.dtype)
+        success = _get(ep, "success").astype(bool)
+        starts = [s for s in range(0, len(actions) - horizon + 1, stride) if success[s : s + horizon].any()]
+        if not starts:
+            continue
+        feats = model.observe(images[None], actions[None])["feature"][0]  # (T+1, F), feats[s] = z_s
+        index = torch.as_tensor(starts, device=model.device)
+        window_actions = torch.stack([actions[s : s + horizon] for s in starts])
+        imagined = model.imagine(feats[index], window_actions)[:, 1:]
+        pred.append(model.reward(imagined).cpu().numpy())
+        true.append(np.stack([success[s : s + horizon] for s in starts]))
+        windows += len(starts)
+    nan = float("nan")
+    if not windows:
+        return {"windows": 0, "precision": nan, "recall": nan, "predicted_return": nan,
+                "true_return": nan, "gap": nan}
+    pred, true = np.concatenate(pred), np.concatenate(true)
+    hit = pred > threshold
+    predicted_return, true_return = float(pred.sum(1).mean()), float(true.sum(1).mean())
+    return {
+        "windows": windows,
+        "precision": float((hit & true).sum() / hit.sum()) if hit.any() else nan,
+        "recall": float((hit & true).sum() / true.sum()),
+        "predicted_return": predicted_return,
+        "true_return": true_return,
+        "gap": true_return - predicted_return,
+    }

@@ -58,14 +58,14 @@ class RandomPolicy:
 
 
 def oracle_data(
-    task: str, profile: Profile, data_dir: str | os.PathLike, seed: int = 0
+    task: str, profile: Profile, data_dir: str | os.PathLike, seed: int = 0, workers: int = 1
 ) -> dict[str, list[data.Episode]]:
     """Offline data for ``task`` at the profile's size: ``train`` and ``heldout`` episode lists.
 
     ``train`` = noisy-oracle episodes (``data_dir/train``) plus random-action ones
     (``data_dir/random``) and noisy straight-to-the-goal ones (``data_dir/greedy``), so the model
     also sees failures; ``heldout`` = noisy-oracle episodes with other seeds (``data_dir/heldout``).
-    Existing episodes are reused.
+    Existing episodes are reused; ``workers`` processes collect side by side (``data.collect``).
     """
     data_dir = Path(data_dir)
     size = profile.world_model.image_size
@@ -90,7 +90,8 @@ def oracle_data(
         if count == 0:
             out[split] = []
             continue
-        data.collect(task, policy, count, data_dir / split, seed=split_seed, image_size=size)
+        data.collect(task, policy, count, data_dir / split, seed=split_seed, image_size=size,
+                     workers=workers)
         out[split] = data.load_episodes(data_dir / split)[:count]
     return {"train": out["train"] + out["random"] + out["greedy"], "heldout": out["heldout"]}
 
@@ -109,7 +110,7 @@ def world_model_for_task(
     train_cfg = replace(profile.train, seed=seed, steps=steps if steps is not None else profile.train.steps)
     # windows cannot be longer than the shortest episode (Obstacle has 31 images)
     length = min(train_cfg.length, min(len(e.images) for e in episodes))
-    replay = Replay(episodes, length=length, seed=seed)
+    replay = Replay(episodes, length=length, seed=seed, balance=train_cfg.balance)
     return train_world_model(cfg, replay, run_dir, train_cfg, device=device)
 
 
@@ -166,7 +167,7 @@ def online_training(
     episodes = data.load_episodes(episodes_dir)
     model_cfg = world_model_config(profile, spec.action_size)
     length = min(profile.train.length, spec.t_tot + 1)
-    replay = Replay(episodes, length=length, seed=seed)
+    replay = Replay(episodes, length=length, seed=seed, balance=profile.train.balance)
 
     def train(total_steps: int) -> RSSM:
         train_cfg = replace(profile.train, steps=total_steps, seed=seed)

@@ -46,6 +46,9 @@ class TrainConfig:
     """Append a metrics row every this many steps."""
     seed: int = 0
     """Seeds parameter init, the replay sampler and the posterior noise."""
+    balance: float = 0.0
+    """Fraction of each batch drawn from windows that contain a positive reward (``Replay``'s
+    rule; the authors' ``dataset_balance``). 0: uniform windows, the authors' default."""
 
 
 def default_device() -> torch.device:
@@ -107,6 +110,7 @@ def train_world_model(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     replay.rng = np.random.default_rng(cfg.seed)
+    replay.balance = cfg.balance
     step = 0
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists():

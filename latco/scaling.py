@@ -1,0 +1,125 @@
+"""How offline data size (and the model's training recipe) changes planning on a trained model.
+
+One *run* = offline data of a given size -> a world model at the profile's fixed training budget
+-> the reward head's quality (held-out success AUC, calibration on imagined windows) -> offline
+evaluation of each planner from the same start states (success, Table 3's achieved − predicted
+gap). Every stage resumes from its directory, and a larger collection of a task contains every
+smaller one as a prefix (episode i has seed ``seed + i`` whatever the total), so the sizes of a
+scaling curve share their data. ``benchmarks/data_scaling.py`` drives it; the figure is
+``figures/data_scaling.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from latco import diagnostics, envs, experiments
+from latco.agent import evaluate
+from latco.config import DataConfig, Profile, make_profile_planner
+from latco.train import load_model
+
+
+def data_recipe(profile: Profile, task: str, steps: int) -> DataConfig:
+    """The profile's data mix (noisy oracle : random : greedy episodes) scaled to ``steps`` env steps."""
+    cfg = profile.data
+    per_episode = envs.task_spec(task).t_tot
+    parts = np.array([cfg.episodes, cfg.random_episodes, cfg.greedy_episodes], float)
+    if parts.sum() == 0:
+        raise ValueError(f"profile {profile.name!r} collects no offline episodes to scale")
+    counts = np.maximum(np.round(parts / parts.sum() * steps / per_episode), (parts > 0).astype(float))
+    return replace(cfg, episodes=int(counts[0]), random_episodes=int(counts[1]), greedy_episodes=int(counts[2]))
+
+
+def run_name(steps: int, balance: float) -> str:
+    """Directory name of one run: ``steps060000_balance0.5``."""
+    return f"steps{steps:06d}_balance{balance:g}"
+
+
+def scaling_run(
+    task: str,
+    profile: Profile,
+    steps: int,
+    root: str | os.PathLike,
+    planners: Sequence[str] = ("latco", "cem", "gd"),
+    starts: int = 20,
+    balance: float | None = None,
+    workers: int = 1,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One run of ``task`` on ``steps`` offline steps under ``root/<task>/``; one row per planner.
+
+    ``balance`` overrides the profile's ``TrainConfig.balance``. Columns: task, steps, balance,
+    planner, starts, success, predicted, achieved, gap (achieved − predicted, mean over starts),
+    success_auc, imagined_precision, imagined_recall, imagined_gap. Also written to the run's
+    ``summary.csv``.
+    """
+    balance = profile.train.balance if balance is None else balance
+    prof = replace(profile, data=data_recipe(profile, task, steps),
+                   train=replace(profile.train, balance=balance))
+    task_dir = Path(root) / task
+    run_dir = task_dir / run_name(steps, balance)
+    episodes = experiments.oracle_data(task, prof, task_dir / "data", seed, workers=workers)
+    experiments.world_model_for_task(task, prof, episodes["train"], run_dir / "model", seed=seed)
+    model = load_model(run_dir / "model")
+    quality = diagnostics.reward_quality(model, episodes["heldout"])
+    imagined = diagnostics.imagined_reward_calibration(model, episodes["heldout"])
+    (run_dir / "diagnostics.json").write_text(json.dumps({**quality, **imagined}, indent=1))
+    rows = []
+    for planner in planners:
+        table = evaluate(model, make_profile_planner(prof, planner), task, starts,
+                         seed=experiments.OFFLINE_EVAL_SEED, out_dir=run_dir / f"offline_{planner}")
+        rows.append({
+            "task": task, "steps": sum(len(e) for e in episodes["train"]), "balance": balance,
+            "planner": planner, "starts": len(table), "success": table["success"].mean(),
+            "predicted": table["predicted_reward"].mean(), "achieved": table["achieved_reward"].mean(),
+            "gap": (table["achieved_reward"] - table["predicted_reward"]).mean(),
+            "success_auc": quality["success_auc"], "imagined_precision": imagined["precision"],
+            "imagined_recall": imagined["recall"], "imagined_gap": imagined["gap"],
+        })
+    out = pd.DataFrame(rows)
+    out.to_csv(run_dir / "summary.csv", index=False)
+    return out
+
+
+def collect_summaries(root: str | os.PathLike) -> pd.DataFrame:
+    """Every finished run's ``summary.csv`` under ``root``, one table."""
+    paths = sorted(Path(root).glob("*/*/summary.csv"))
+    if not paths:
+        raise FileNotFoundError(f"no finished scaling run under {root}; run benchmarks/data_scaling.py")
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+
+
+def scaling_figure(table: pd.DataFrame):
+    """Success rate and achieved − predicted gap against offline steps, a line per planner, a
+    column per task (Fig. ``data_scaling``); runs with ``balance`` > 0 dashed."""
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = plt.subplots(2, len(tasks), figsize=(3.6 * len(tasks), 5.4), squeeze=False)
+    colors = dict(zip(dict.fromkeys(table["planner"]), plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                      strict=False))
+    for col, task in enumerate(tasks):
+        for (planner, balance), rows in table[table["task"] == task].groupby(["planner", "balance"]):
+            rows = rows.sort_values("steps")
+            style = dict(color=colors[planner], marker="o", ls="--" if balance > 0 else "-",
+                         label=f"{planner}" + (f" (balance {balance:g})" if balance > 0 else ""))
+            axes[0, col].plot(rows["steps"], rows["success"], **style)
+            axes[1, col].plot(rows["steps"], rows["gap"], **style)
+        axes[0, col].set_title(task)
+        axes[0, col].set_ylim(-0.05, 1.05)
+        axes[1, col].axhline(0, color="k", lw=0.5)
+        axes[1, col].set_xlabel("offline env steps")
+        for ax in axes[:, col]:
+            ax.set_xscale("log")
+    axes[0, 0].set_ylabel("offline success rate")
+    axes[1, 0].set_ylabel("achieved − predicted reward")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
