@@ -62,10 +62,11 @@ rule all:
 rule data:
     output: NB / "01_data_{task}.ipynb"
     log: LOGS / "01_data_{task}.log"
-    threads: 1
+    threads: 2  # one collecting process per thread (Sawyer collection is render-bound: 1.9x on 2 cores)
     priority: 2  # minutes each, and everything offline waits on it
     resources: mem_mb=4000, runtime=hours(0.3, 3)
-    shell: "{RUN} notebooks/01_data.ipynb {output} --threads {threads} {COMMON} -p task {wildcards.task} > {log} 2>&1"
+    shell: "{RUN} notebooks/01_data.ipynb {output} --threads 1 {COMMON} -p task {wildcards.task} "
+           "-p workers {threads} > {log} 2>&1"
 
 
 rule world_model:

@@ -70,20 +70,21 @@ def oracle_data(
     data_dir = Path(data_dir)
     size = profile.world_model.image_size
     action_size = envs.task_spec(task).action_size
-    noisy_oracle = envs.oracle(task, noise=profile.data.noise)
+    cfg = profile.data_for(task)
+    noisy_oracle = envs.oracle(task, noise=cfg.noise)
     splits = {
-        "train": (noisy_oracle, profile.data.episodes, seed),
+        "train": (noisy_oracle, cfg.episodes, seed),
         "random": (
-            RandomPolicy(action_size, hold=profile.data.random_hold),
-            profile.data.random_episodes,
+            RandomPolicy(action_size, hold=cfg.random_hold),
+            cfg.random_episodes,
             seed + RANDOM_SEED_OFFSET,
         ),
         "greedy": (
-            envs.greedy(task, noise=profile.data.noise),
-            profile.data.greedy_episodes,
+            envs.greedy(task, noise=cfg.noise),
+            cfg.greedy_episodes,
             seed + GREEDY_SEED_OFFSET,
         ),
-        "heldout": (noisy_oracle, profile.data.heldout, seed + HELDOUT_SEED_OFFSET),
+        "heldout": (noisy_oracle, cfg.heldout, seed + HELDOUT_SEED_OFFSET),
     }
     out = {}
     for split, (policy, count, split_seed) in splits.items():

@@ -357,6 +357,7 @@ def elbo_loss(
     actions: Tensor,
     rewards: Tensor,
     generator: torch.Generator | None = None,
+    reward_scale: float = 1.0,
 ) -> tuple[Tensor, dict[str, float]]:
     """Negative ELBO of paper Eq. 4 on a batch of sequences (to minimize).
 
@@ -365,6 +366,8 @@ def elbo_loss(
     loss = E[−ln p(o|z)] + E[−ln p(r|z)] + max(KL(q || p), free_nats), with unit-variance Gaussian
     image and reward likelihoods (additive constants dropped), sums over pixels and latent dims,
     means over batch and time; free nats clip the mean KL as in the authors' code.
+    ``reward_scale`` weights the reward term (1: the ELBO; the image term sums 3·S² pixels, the
+    reward term one number, so the latent is shaped almost only by the images).
     """
     out = model.observe(images, actions, sample=True, generator=generator)
     target = model.preprocess(images)
@@ -373,7 +376,7 @@ def elbo_loss(
     reward_nll = 0.5 * (reward_pred - rewards.to(reward_pred)).pow(2).mean()
     kl = gaussian_kl(out["post_mean"], out["post_std"], out["prior_mean"], out["prior_std"]).mean()
     kl_clipped = torch.clamp(kl, min=model.cfg.free_nats)
-    loss = image_nll + reward_nll + kl_clipped
+    loss = image_nll + reward_scale * reward_nll + kl_clipped
     metrics = {
         "loss": loss.item(),
         "image_nll": image_nll.item(),

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from latco import diagnostics, envs, experiments
@@ -27,14 +26,8 @@ from latco.train import load_model
 
 
 def data_recipe(profile: Profile, task: str, steps: int) -> DataConfig:
-    """The profile's data mix (noisy oracle : random : greedy episodes) scaled to ``steps`` env steps."""
-    cfg = profile.data
-    per_episode = envs.task_spec(task).t_tot
-    parts = np.array([cfg.episodes, cfg.random_episodes, cfg.greedy_episodes], float)
-    if parts.sum() == 0:
-        raise ValueError(f"profile {profile.name!r} collects no offline episodes to scale")
-    counts = np.maximum(np.round(parts / parts.sum() * steps / per_episode), (parts > 0).astype(float))
-    return replace(cfg, episodes=int(counts[0]), random_episodes=int(counts[1]), greedy_episodes=int(counts[2]))
+    """The profile's data mix for ``task`` (noisy oracle : random : greedy) scaled to ``steps`` env steps."""
+    return profile.data_for(task).scaled_to(steps, envs.task_spec(task).t_tot)
 
 
 def run_name(steps: int, balance: float) -> str:
@@ -61,7 +54,7 @@ def scaling_run(
     ``summary.csv``.
     """
     balance = profile.train.balance if balance is None else balance
-    prof = replace(profile, data=data_recipe(profile, task, steps),
+    prof = replace(profile, task_data={**profile.task_data, task: data_recipe(profile, task, steps)},
                    train=replace(profile.train, balance=balance))
     task_dir = Path(root) / task
     run_dir = task_dir / run_name(steps, balance)

@@ -1,7 +1,9 @@
 """Tables 1-3 from evaluation rows: mean ± standard error, with the number of runs or episodes.
 
 Standard error = sample standard deviation (ddof 1) / √n; with n = 1 it is undefined and shown as
-"n/a", never as 0.
+"n/a", never as 0. Success rates also get a 95 % bootstrap interval (percentile method over
+resampled episodes), which, unlike mean ± s.e., stays inside [0, 1] and is not symmetric when
+nearly every episode fails or succeeds.
 """
 
 from __future__ import annotations
@@ -23,6 +25,30 @@ def mean_se(values: pd.Series | np.ndarray) -> tuple[float, float, int]:
     return float(v.mean()), se, n
 
 
+def bootstrap_ci(
+    values: pd.Series | np.ndarray, level: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of the finite ``values`` (NaN, NaN if none).
+
+    ``resamples`` resamples of n values with replacement, drawn at once; seeded, so a table is
+    the same every time it is rebuilt.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(resamples, len(v)))].mean(1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def fmt_ci(values: pd.Series | np.ndarray, digits: int = 2) -> str:
+    """"[0.80, 0.95]": the 95 % bootstrap interval of the mean ("n/a" without values)."""
+    low, high = bootstrap_ci(values)
+    return "n/a" if np.isnan(low) else f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
 def fmt(values: pd.Series | np.ndarray, digits: int = 2) -> str:
     """"0.32 ± 0.07" (or "0.32 ± n/a" for a single value)."""
     m, se, n = mean_se(values)
@@ -32,12 +58,14 @@ def fmt(values: pd.Series | np.ndarray, digits: int = 2) -> str:
 
 
 def offline_table(rows: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
-    """Table 2: per (task, planner) evaluation rows (``latco.agent.evaluate``) → success rate and
-    final distance to the goal, mean ± s.e. over episodes, and seconds per plan."""
+    """Table 2: per (task, planner) evaluation rows (``latco.agent.evaluate``) → success rate
+    (mean ± s.e. and 95 % bootstrap interval over episodes), final distance to the goal and
+    return (mean ± s.e.), and seconds per plan."""
     out = []
     for (task, planner), table in rows.items():
         out.append({"task": task, "planner": planner, "episodes": len(table),
                     "success": fmt(table["success"].astype(float)),
+                    "success 95 % CI": fmt_ci(table["success"].astype(float)),
                     "final distance": fmt(table["final_distance"]),
                     "return": fmt(table["return"], 1),
                     "s / plan": f"{table['plan_seconds'].mean():.2f}"})

@@ -46,6 +46,8 @@ class TrainConfig:
     """Append a metrics row every this many steps."""
     seed: int = 0
     """Seeds parameter init, the replay sampler and the posterior noise."""
+    reward_scale: float = 1.0
+    """Weight of the reward log-likelihood in the loss (1: the ELBO, the authors' setting)."""
     balance: float = 0.0
     """Fraction of each batch drawn from windows that contain a positive reward (``Replay``'s
     rule; the authors' ``dataset_balance``). 0: uniform windows, the authors' default."""
@@ -145,7 +147,8 @@ def train_world_model(
     tick = time.perf_counter()
     while step < cfg.steps:
         batch = _to_torch(replay.sample(cfg.batch), device)
-        loss, metrics = elbo_loss(model, batch["images"], batch["actions"], batch["rewards"], generator)
+        loss, metrics = elbo_loss(model, batch["images"], batch["actions"], batch["rewards"], generator,
+                                  cfg.reward_scale)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"world-model loss is {loss.item()} at step {step + 1} ({metrics}); the last good "

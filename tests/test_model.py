@@ -106,6 +106,10 @@ def test_elbo_terms_finite_and_free_nats_clip_kl():
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()  # the clipped KL gives no gradient, the likelihoods do
     assert model.obs2.weight.grad is not None
+    generator = torch.Generator().manual_seed(0)
+    weighted, m10 = elbo_loss(model, images, actions, rewards, generator, reward_scale=10)
+    expected = m10["image_nll"] + 10 * m10["reward_nll"] + TINY.free_nats
+    assert weighted.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_loss_falls_on_tiny_dataset(tmp_path):
@@ -261,3 +265,63 @@ def test_most_moving_episode_picks_the_longest_path():
     assert most_moving_episode([still, slow, late], horizon=5) == 1
     with pytest.raises(ValueError, match="no true positions"):
         most_moving_episode([{"state": {}}])
+
+
+def test_balanced_replay_draws_its_fraction_from_rewarded_windows_uniformly():
+    # rewards > 0 at step 4 of episode "a" and step 0 of episode "b"; length 3 covers 2 rewards
+    a = {"images": np.zeros((9, 2, 2, 3), np.uint8), "actions": np.zeros((8, 1)),
+         "rewards": np.array([0, 0, 0, 0, 1, 0, 0, 0.0])}
+    b = {"images": np.ones((5, 2, 2, 3), np.uint8), "actions": np.ones((4, 1)),
+         "rewards": np.array([1, 0, 0, 0.0])}
+    replay = Replay([a, b], length=3, seed=1, balance=0.25)
+    # windows: a has 7 (starts 0..6), rewarded starts 3, 4; b has 3, rewarded start 0
+    assert replay.rewarded_windows == 3
+    n_batches, batch = 2000, 8
+    counts = np.zeros(3)
+    for _ in range(n_batches):
+        out = replay.sample(batch)
+        rewarded = out["rewards"].max(1) > 0
+        assert rewarded[:2].all()  # round(0.25 * 8) = 2 windows per batch from the rewarded ones
+        first = out["rewards"][:2]
+        from_b = out["images"][:2, 0, 0, 0, 0] == 1
+        counts += [(~from_b & (first[:, 1] > 0)).sum(), (~from_b & (first[:, 0] > 0)).sum(), from_b.sum()]
+    # the rule: uniform over the 3 rewarded windows (a@3, a@4, b@0)
+    np.testing.assert_allclose(counts / counts.sum(), 1 / 3, atol=0.02)
+    # the rest of the batch is uniform over all 10 windows: 3/10 of them rewarded
+    rest = np.concatenate([replay.sample(batch)["rewards"][2:].max(1) > 0 for _ in range(2000)])
+    assert rest.mean() == pytest.approx(0.3, abs=0.02)
+    # no rewarded window (a dense-reward task, say): uniform sampling, no error
+    dense = Replay([{**a, "rewards": -np.ones(8)}], length=3, seed=0, balance=0.5)
+    assert dense.rewarded_windows == 0 and dense.sample(4)["images"].shape == (4, 3, 2, 2, 3)
+    with pytest.raises(ValueError, match="balance"):
+        Replay([a], length=3, balance=1.5)
+
+
+def test_imagined_reward_calibration_matches_per_window_open_loop():
+    from latco.diagnostics import imagined_reward_calibration, open_loop
+
+    torch.manual_seed(8)
+    model = RSSM(TINY).eval()
+    episodes = moving_square_episodes(3, T=12, seed=2)
+    for ep in episodes:
+        ep["success"] = ep["rewards"] > -0.2
+    horizon, stride = 4, 2
+    out = imagined_reward_calibration(model, episodes, horizon=horizon, stride=stride, threshold=0.0)
+    # reference: open_loop with context s + 1 imagines window s from the filtered frame s
+    pred, true = [], []
+    for ep in episodes:
+        for s in range(0, 12 - horizon + 1, stride):
+            if ep["success"][s : s + horizon].any():
+                ref = open_loop(model, ep, context=s + 1, horizon=horizon)
+                pred.append(ref["pred_rewards"])
+                true.append(ep["success"][s : s + horizon])
+    pred, true = np.array(pred), np.array(true)
+    assert out["windows"] == len(pred) > 0
+    hit = pred > 0.0
+    if hit.any():
+        assert out["precision"] == pytest.approx((hit & true).sum() / hit.sum(), rel=1e-5)
+    assert out["recall"] == pytest.approx((hit & true).sum() / true.sum(), rel=1e-5)
+    assert out["predicted_return"] == pytest.approx(pred.sum(1).mean(), rel=1e-4, abs=1e-5)
+    assert out["gap"] == pytest.approx(true.sum(1).mean() - pred.sum(1).mean(), rel=1e-4, abs=1e-5)
+    none = imagined_reward_calibration(model, [{**episodes[0], "success": np.zeros(12, bool)}])
+    assert none["windows"] == 0 and np.isnan(none["recall"])

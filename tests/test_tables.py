@@ -70,3 +70,20 @@ def test_obstacle_passages_counts_each_way_round_the_wall(tmp_path):
     assert table["lowest y (blocked)"] == pytest.approx(-0.3)
     with pytest.raises(FileNotFoundError, match="no offline Obstacle episodes of 'cem'"):
         obstacle_passages(tmp_path, ["cem"])
+
+
+def test_bootstrap_interval_agrees_with_scipy():
+    from scipy.stats import bootstrap
+
+    from latco.tables import bootstrap_ci, fmt_ci
+
+    rng = np.random.default_rng(4)
+    for n, p in ((20, 0.15), (50, 0.6), (100, 0.95)):
+        successes = (rng.random(n) < p).astype(float)
+        ref = bootstrap((successes,), np.mean, confidence_level=0.95, n_resamples=20_000,
+                        method="percentile", random_state=1).confidence_interval
+        low, high = bootstrap_ci(successes, resamples=20_000)
+        assert abs(low - ref.low) <= 1.5 / n and abs(high - ref.high) <= 1.5 / n  # within ~1 episode
+        assert 0 <= low <= successes.mean() <= high <= 1
+    assert bootstrap_ci(np.ones(20)) == (1.0, 1.0)  # all succeed: no spread, unlike mean ± s.e.
+    assert fmt_ci([]) == "n/a" and fmt_ci([0.0, 1.0, 1.0, 1.0]).startswith("[")

@@ -1,0 +1,35 @@
+"""Profiles: the paper's offline data size per task, and the data mix scaled to a step budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from latco.config import PAPER_STEPS, DataConfig, get_profile
+from latco.envs import TASKS
+
+
+def test_paper_profile_collects_the_papers_200k_steps_per_task():
+    paper = get_profile("paper")
+    for name, spec in TASKS.items():
+        cfg = paper.data_for(name)
+        steps = cfg.train_episodes * spec.t_tot
+        assert abs(steps - PAPER_STEPS) <= 2 * spec.t_tot, (name, steps)
+        # the 2 : 1 : 1 mix of noisy oracle, random and greedy episodes, up to rounding
+        assert cfg.random_episodes == cfg.greedy_episodes and abs(cfg.episodes - 2 * cfg.random_episodes) <= 1
+    quick_obstacle = get_profile("quick").data_for("obstacle")
+    assert quick_obstacle.train_episodes * TASKS["obstacle"].t_tot == pytest.approx(PAPER_STEPS, abs=60)
+    with pytest.raises(ValueError, match="unknown task"):
+        get_profile("quick").data_for("cartpole")
+
+
+def test_scaled_to_keeps_the_mix_and_at_least_one_episode_of_each_kind():
+    mix = DataConfig(episodes=100, noise=0.3, heldout=10, random_episodes=50, random_hold=5,
+                     greedy_episodes=50)
+    scaled = mix.scaled_to(60_000, 150)
+    assert (scaled.episodes, scaled.random_episodes, scaled.greedy_episodes) == (200, 100, 100)
+    assert (scaled.noise, scaled.heldout, scaled.random_hold) == (0.3, 10, 5)
+    tiny = mix.scaled_to(10, 150)
+    assert (tiny.episodes, tiny.random_episodes, tiny.greedy_episodes) == (1, 1, 1)
+    none = DataConfig(episodes=0, noise=0.3, heldout=1, random_episodes=0, random_hold=5, greedy_episodes=0)
+    with pytest.raises(ValueError, match="no episodes"):
+        none.scaled_to(1000, 30)
