@@ -62,6 +62,7 @@ rule all:
 rule data:
     output: NB / "01_data_{task}.ipynb"
     log: LOGS / "01_data_{task}.log"
+    benchmark: R / "benchmarks" / "01_data_{task}.tsv"
     threads: 2  # one collecting process per thread (Sawyer collection is render-bound: 1.9x on 2 cores)
     priority: 2  # minutes each, and everything offline waits on it
     resources: mem_mb=4000, runtime=hours(0.3, 3)
@@ -73,6 +74,7 @@ rule world_model:
     input: NB / "01_data_{task}.ipynb"
     output: NB / "02_world_model_{task}.ipynb"
     log: LOGS / "02_world_model_{task}.log"
+    benchmark: R / "benchmarks" / "02_world_model_{task}.tsv"
     threads: HEAVY_THREADS
     resources: mem_mb=8000, runtime=hours(0.5, 24), gpu=int(GPU),
         slurm_extra="'--gres=gpu:1'" if GPU else ""
@@ -84,6 +86,7 @@ rule offline:
     input: NB / "02_world_model_{task}.ipynb"
     output: NB / "03_offline_{task}_{planner}.ipynb"
     log: LOGS / "03_offline_{task}_{planner}.log"
+    benchmark: R / "benchmarks" / "03_offline_{task}_{planner}.tsv"
     threads: 1
     resources: mem_mb=4000, runtime=hours(0.5, 12), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/03_offline_planning.ipynb {output} --threads {threads} {COMMON} "
@@ -93,6 +96,7 @@ rule offline:
 rule online:
     output: NB / "04_online_{task}_{planner}_seed{seed}.ipynb"
     log: LOGS / "04_online_{task}_{planner}_seed{seed}.log"
+    benchmark: R / "benchmarks" / "04_online_{task}_{planner}_seed{seed}.tsv"
     threads: 1
     priority: 1  # the longest jobs, needed only by the tables: start them early, not last
     resources: mem_mb=8000, runtime=hours(1, 48), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
@@ -104,6 +108,7 @@ rule online:
 rule tasks_figure:
     output: [FIG / f for f in FIGURES["00_tasks"]], nb=NB / "00_tasks.ipynb"
     log: LOGS / "00_tasks.log"
+    benchmark: R / "benchmarks" / "00_tasks.tsv"
     threads: 1
     resources: mem_mb=2000, runtime=hours(0.1, 0.1)
     shell: "{RUN} notebooks/00_tasks.ipynb {output.nb} --threads {threads} -p profile {PROFILE} "
@@ -114,6 +119,7 @@ rule plan_optimization:
     input: NB / "02_world_model_obstacle.ipynb"
     output: [FIG / f for f in FIGURES["10_plan_optimization"]], nb=NB / "10_plan_optimization.ipynb"
     log: LOGS / "10_plan_optimization.log"
+    benchmark: R / "benchmarks" / "10_plan_optimization.tsv"
     threads: 1
     resources: mem_mb=4000, runtime=hours(0.2, 1)
     shell: "{RUN} notebooks/10_plan_optimization.ipynb {output.nb} --threads {threads} {COMMON} "
@@ -124,6 +130,7 @@ rule trajectories:
     input: [NB / f"03_offline_{t}_latco.ipynb" for t in TASKS], NB / "03_offline_push_cem.ipynb"
     output: [FIG / f for f in FIGURES["11_trajectories"]], nb=NB / "11_trajectories.ipynb"
     log: LOGS / "11_trajectories.log"
+    benchmark: R / "benchmarks" / "11_trajectories.tsv"
     threads: 1
     resources: mem_mb=4000, runtime=hours(0.2, 1)
     shell: "{RUN} notebooks/11_trajectories.ipynb {output.nb} --threads {threads} {COMMON} "
@@ -134,6 +141,7 @@ rule reward_heatmap:
     input: NB / "02_world_model_push.ipynb"
     output: [FIG / f for f in FIGURES["12_reward_heatmap"]], nb=NB / "12_reward_heatmap.ipynb"
     log: LOGS / "12_reward_heatmap.log"
+    benchmark: R / "benchmarks" / "12_reward_heatmap.tsv"
     threads: 1
     resources: mem_mb=4000, runtime=hours(0.2, 1)
     shell: "{RUN} notebooks/12_reward_heatmap.ipynb {output.nb} --threads {threads} {COMMON} "
@@ -146,6 +154,7 @@ rule tables:
         [NB / f"04_online_{t}_{p}_seed{s}.ipynb" for t, p, s in ONLINE],
     output: [FIG / f for f in FIGURES["13_tables"]], nb=NB / "13_tables.ipynb"
     log: LOGS / "13_tables.log"
+    benchmark: R / "benchmarks" / "13_tables.tsv"
     threads: 1
     resources: mem_mb=4000, runtime=hours(0.2, 1)
     shell: "{RUN} notebooks/13_tables.ipynb {output.nb} --threads {threads} {COMMON} -p fig_dir {FIG} > {log} 2>&1"
@@ -155,6 +164,7 @@ rule planning_time:
     input: NB / "02_world_model_obstacle.ipynb"
     output: [FIG / f for f in FIGURES["14_planning_time"]], nb=NB / "14_planning_time.ipynb"
     log: LOGS / "14_planning_time.log"
+    benchmark: R / "benchmarks" / "14_planning_time.tsv"
     threads: HEAVY_THREADS
     resources: mem_mb=8000, runtime=hours(0.5, 2), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/14_planning_time.ipynb {output.nb} --threads {threads} -p profile {PROFILE} "
