@@ -64,7 +64,7 @@ rule data:
     log: LOGS / "01_data_{task}.log"
     benchmark: R / "benchmarks" / "01_data_{task}.tsv"
     threads: 2  # one collecting process per thread (Sawyer collection is render-bound: 1.9x on 2 cores)
-    priority: 2  # minutes each, and everything offline waits on it
+    priority: 10  # minutes each, and everything offline waits on it: before two 1-thread online jobs
     resources: mem_mb=4000, runtime=hours(0.3, 3)
     shell: "{RUN} notebooks/01_data.ipynb {output} --threads 1 {COMMON} -p task {wildcards.task} "
            "-p workers {threads} > {log} 2>&1"
@@ -76,6 +76,7 @@ rule world_model:
     log: LOGS / "02_world_model_{task}.log"
     benchmark: R / "benchmarks" / "02_world_model_{task}.tsv"
     threads: HEAVY_THREADS
+    priority: 5  # every offline evaluation and three figures wait on the models
     resources: mem_mb=8000, runtime=hours(0.5, 24), gpu=int(GPU),
         slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/02_world_model.ipynb {output} --threads {threads} {COMMON} -p task {wildcards.task} "
