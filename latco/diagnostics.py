@@ -155,10 +155,11 @@ def imagined_reward_calibration(
     z_t), imagine the window under the episode's own actions through the prior mean, and compare
     the reward head's predictions with the true success per step. A step is predicted a success
     when its reward exceeds ``threshold``. Returns ``windows``, ``precision`` and ``recall`` of
-    the predicted successes, ``predicted_return`` and ``true_return`` (mean reward sum per window)
-    and their difference ``gap`` = true − predicted (Table 3's sign); NaN where undefined.
+    the predicted successes, ``predicted_return`` and ``true_return`` (mean sum of predicted and
+    of true rewards per window) and their difference ``gap`` = true − predicted (Table 3's sign);
+    NaN where undefined. On sparse tasks the true reward is the success itself.
     """
-    pred, true, windows = [], [], 0
+    pred, true, rewards, windows = [], [], [], 0
     for ep in episodes:
         images = torch.as_tensor(_get(ep, "images"), device=model.device)
         actions = torch.as_tensor(_get(ep, "actions"), device=model.device, dtype=model.dtype)
@@ -172,14 +173,15 @@ def imagined_reward_calibration(
         imagined = model.imagine(feats[index], window_actions)[:, 1:]
         pred.append(model.reward(imagined).cpu().numpy())
         true.append(np.stack([success[s : s + horizon] for s in starts]))
+        rewards.append(np.stack([_get(ep, "rewards")[s : s + horizon] for s in starts]))
         windows += len(starts)
     nan = float("nan")
     if not windows:
         return {"windows": 0, "precision": nan, "recall": nan, "predicted_return": nan,
                 "true_return": nan, "gap": nan}
-    pred, true = np.concatenate(pred), np.concatenate(true)
+    pred, true, rewards = np.concatenate(pred), np.concatenate(true), np.concatenate(rewards)
     hit = pred > threshold
-    predicted_return, true_return = float(pred.sum(1).mean()), float(true.sum(1).mean())
+    predicted_return, true_return = float(pred.sum(1).mean()), float(rewards.sum(1).mean())
     return {
         "windows": windows,
         "precision": float((hit & true).sum() / hit.sum()) if hit.any() else nan,

@@ -308,20 +308,22 @@ def test_imagined_reward_calibration_matches_per_window_open_loop():
     horizon, stride = 4, 2
     out = imagined_reward_calibration(model, episodes, horizon=horizon, stride=stride, threshold=0.0)
     # reference: open_loop with context s + 1 imagines window s from the filtered frame s
-    pred, true = [], []
+    pred, true, rewards = [], [], []
     for ep in episodes:
         for s in range(0, 12 - horizon + 1, stride):
             if ep["success"][s : s + horizon].any():
                 ref = open_loop(model, ep, context=s + 1, horizon=horizon)
                 pred.append(ref["pred_rewards"])
                 true.append(ep["success"][s : s + horizon])
-    pred, true = np.array(pred), np.array(true)
+                rewards.append(ref["true_rewards"])
+    pred, true, rewards = np.array(pred), np.array(true), np.array(rewards)
     assert out["windows"] == len(pred) > 0
     hit = pred > 0.0
     if hit.any():
         assert out["precision"] == pytest.approx((hit & true).sum() / hit.sum(), rel=1e-5)
     assert out["recall"] == pytest.approx((hit & true).sum() / true.sum(), rel=1e-5)
     assert out["predicted_return"] == pytest.approx(pred.sum(1).mean(), rel=1e-4, abs=1e-5)
-    assert out["gap"] == pytest.approx(true.sum(1).mean() - pred.sum(1).mean(), rel=1e-4, abs=1e-5)
+    assert out["true_return"] == pytest.approx(rewards.sum(1).mean(), rel=1e-5)  # dense: the rewards
+    assert out["gap"] == pytest.approx(rewards.sum(1).mean() - pred.sum(1).mean(), rel=1e-4, abs=1e-5)
     none = imagined_reward_calibration(model, [{**episodes[0], "success": np.zeros(12, bool)}])
     assert none["windows"] == 0 and np.isnan(none["recall"])
