@@ -27,7 +27,8 @@ def main() -> None:
     print(table.to_markdown(index=False, floatfmt=".1f"))
     print()
     print(table.groupby("stage")[["minutes"]].sum().to_markdown(floatfmt=".1f"))
-    print(f"\nsum of job times: {table['minutes'].sum():.1f} min; largest peak: {table['peak MB'].max():.0f} MB")
+    total, peak = table["minutes"].sum(), table["peak MB"].max()
+    print(f"\nsum of job times: {total:.1f} min; largest peak: {peak:.0f} MB")
 
 
 if __name__ == "__main__":
