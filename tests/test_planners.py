@@ -72,7 +72,9 @@ def test_latco_ablations_reach_the_collocation_optimum(name):
     model = LinearModel(seed=1)
     H = 10
     ref_cost, _ = scipy_reference(model, np.zeros(4), H, 1.0)
-    options = {"latco-first-order": dict(iterations=3000, lr=0.1)}.get(name, {})  # measured: 5.5 % above
+    # one first-order plan ends 13-59 % above the optimum depending on its seed (a local optimum
+    # of this nonconvex problem); the best of 4 plans ended 0.6-6.1 % above over seeds 0-4
+    options = {"latco-first-order": dict(iterations=3000, lr=0.1, n_plans=4)}.get(name, {})
     plan = make_planner(name, **options).plan(model, torch.zeros(4), H)
     assert plan.actions.abs().max() <= 1.0
     cost = rollout_cost(model, torch.zeros(4), plan.actions)
