@@ -1,7 +1,7 @@
 """Offline success and Table 3's achieved − predicted gap against offline data size (model exploitation).
 
 Usage: python benchmarks/data_scaling.py --task reach --steps 30000 60000 [--balance 0 0.5]
-       [--planners latco cem gd] [--starts 20] [--profile quick] [--workers 2]
+       [--reward-scale 1 10] [--planners latco cem gd] [--starts 20] [--profile quick] [--workers 2]
        [--root results/data_scaling] [--figure figures/data_scaling.png]
 Each (size, balance) trains the profile's world model at its fixed training budget on that much
 offline data (the profile's oracle : random : greedy mix), measures the reward head on held-out
@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--task", default="obstacle")
     parser.add_argument("--steps", nargs="*", type=int, default=[])
     parser.add_argument("--balance", nargs="+", type=float, default=[None])
+    parser.add_argument("--reward-scale", nargs="+", type=float, default=[None])
     parser.add_argument("--planners", nargs="+", default=["latco", "cem", "gd"])
     parser.add_argument("--starts", type=int, default=20)
     parser.add_argument("--profile", default="quick")
@@ -33,8 +34,9 @@ def main() -> None:
     profile = get_profile(args.profile)
     for steps in args.steps:
         for balance in args.balance:
-            scaling.scaling_run(args.task, profile, steps, args.root, args.planners, args.starts,
-                                balance, args.workers)
+            for reward_scale in args.reward_scale:
+                scaling.scaling_run(args.task, profile, steps, args.root, args.planners, args.starts,
+                                    balance, args.workers, reward_scale=reward_scale)
     table = scaling.collect_summaries(args.root)
     print(table.to_markdown(index=False, floatfmt=".3g"))
     if args.figure:

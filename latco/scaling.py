@@ -30,9 +30,9 @@ def data_recipe(profile: Profile, task: str, steps: int) -> DataConfig:
     return profile.data_for(task).scaled_to(steps, envs.task_spec(task).t_tot)
 
 
-def run_name(steps: int, balance: float) -> str:
-    """Directory name of one run: ``steps060000_balance0.5``."""
-    return f"steps{steps:06d}_balance{balance:g}"
+def run_name(steps: int, balance: float, reward_scale: float = 1.0) -> str:
+    """Directory name of one run: ``steps060000_balance0.5`` (``_reward10`` if the reward is weighted)."""
+    return f"steps{steps:06d}_balance{balance:g}" + (f"_reward{reward_scale:g}" if reward_scale != 1 else "")
 
 
 def scaling_run(
@@ -45,19 +45,22 @@ def scaling_run(
     balance: float | None = None,
     workers: int = 1,
     seed: int = 0,
+    reward_scale: float | None = None,
 ) -> pd.DataFrame:
     """One run of ``task`` on ``steps`` offline steps under ``root/<task>/``; one row per planner.
 
-    ``balance`` overrides the profile's ``TrainConfig.balance``. Columns: task, steps, balance,
+    ``balance`` and ``reward_scale`` override the profile's ``TrainConfig``. Columns: task, steps, balance,
+    reward_scale,
     planner, starts, success, predicted, achieved, gap (achieved − predicted, mean over starts),
     success_auc, imagined_precision, imagined_recall, imagined_gap. Also written to the run's
     ``summary.csv``.
     """
     balance = profile.train.balance if balance is None else balance
+    reward_scale = profile.train.reward_scale if reward_scale is None else reward_scale
     prof = replace(profile, task_data={**profile.task_data, task: data_recipe(profile, task, steps)},
-                   train=replace(profile.train, balance=balance))
+                   train=replace(profile.train, balance=balance, reward_scale=reward_scale))
     task_dir = Path(root) / task
-    run_dir = task_dir / run_name(steps, balance)
+    run_dir = task_dir / run_name(steps, balance, reward_scale)
     episodes = experiments.oracle_data(task, prof, task_dir / "data", seed, workers=workers)
     experiments.world_model_for_task(task, prof, episodes["train"], run_dir / "model", seed=seed)
     model = load_model(run_dir / "model")
@@ -70,6 +73,7 @@ def scaling_run(
                          seed=experiments.OFFLINE_EVAL_SEED, out_dir=run_dir / f"offline_{planner}")
         rows.append({
             "task": task, "steps": sum(len(e) for e in episodes["train"]), "balance": balance,
+            "reward_scale": reward_scale,
             "planner": planner, "starts": len(table), "success": table["success"].mean(),
             "predicted": table["predicted_reward"].mean(), "achieved": table["achieved_reward"].mean(),
             "gap": (table["achieved_reward"] - table["predicted_reward"]).mean(),
@@ -86,7 +90,9 @@ def collect_summaries(root: str | os.PathLike) -> pd.DataFrame:
     paths = sorted(Path(root).glob("*/*/summary.csv"))
     if not paths:
         raise FileNotFoundError(f"no finished scaling run under {root}; run benchmarks/data_scaling.py")
-    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    # runs written before reward_scale was an option trained with the ELBO's weight 1
+    return table.assign(reward_scale=table.get("reward_scale", pd.Series(1.0, index=table.index)).fillna(1.0))
 
 
 def scaling_figure(table: pd.DataFrame):
@@ -99,10 +105,13 @@ def scaling_figure(table: pd.DataFrame):
     colors = dict(zip(dict.fromkeys(table["planner"]), plt.rcParams["axes.prop_cycle"].by_key()["color"],
                       strict=False))
     for col, task in enumerate(tasks):
-        for (planner, balance), rows in table[table["task"] == task].groupby(["planner", "balance"]):
+        groups = table[table["task"] == task].groupby(["planner", "balance", "reward_scale"])
+        for (planner, balance, scale), rows in groups:
             rows = rows.sort_values("steps")
-            style = dict(color=colors[planner], marker="o", ls="--" if balance > 0 else "-",
-                         label=f"{planner}" + (f" (balance {balance:g})" if balance > 0 else ""))
+            label = planner + "".join([f", balance {balance:g}" if balance > 0 else "",
+                                       f", reward x{scale:g}" if scale != 1 else ""])
+            style = dict(color=colors[planner], marker="o" if scale == 1 else "s",
+                         ls="--" if balance > 0 else "-", label=label)
             axes[0, col].plot(rows["steps"], rows["success"], **style)
             axes[1, col].plot(rows["steps"], rows["gap"], **style)
         axes[0, col].set_title(task)
