@@ -151,8 +151,9 @@ PROFILES: dict[str, Profile] = {
         data=DataConfig(episodes=100, noise=0.3, heldout=10,
                         random_episodes=50, random_hold=5, greedy_episodes=50),
         # Obstacle: the paper's 200K steps (3333 + 1667 + 1667 episodes of 30 steps; collection
-        # ~1.5 min on 2 cores). With 6K steps the model was exploited: LatCo predicted -13.9 for
-        # its plans and achieved -55.6 (9/20 offline successes); with 60K, -18.4 and -22.1 (20/20)
+        # ~3 min on 2 cores). First 20 offline starts, LatCo / CEM / GD successes at 6K, 60K, 200K
+        # steps: 3/20/19, 7/17/19, 7/11/16 (benchmarks/data_scaling.py): at 3000 training steps
+        # more data helps LatCo a little and the shooting planners not at all (README)
         # Reach and Push: 60K steps (400 and 500 episodes; ~5 min each on 2 cores, render-bound)
         task_data={"obstacle": replace(_MIX, heldout=10).scaled_to(PAPER_STEPS, TASKS["obstacle"].t_tot),
                    **{task: replace(_MIX, heldout=10).scaled_to(60_000, TASKS[task].t_tot)

@@ -237,7 +237,7 @@ def _collect_parallel(
     task: str, policy: Policy, todo: list[int], paths: list[Path], seed: int, image_size: int,
     workers: int, progress: Any,
 ) -> None:
-    """Split `todo` into small interleaved chunks and roll them out in `workers` processes.
+    """Split `todo` into short consecutive chunks and roll them out in `workers` processes.
 
     Processes are spawned, not forked (a forked OpenGL or torch state is unsafe). Each chunk
     saves its episodes one by one, so a kill loses at most the episodes being rolled out.
@@ -254,10 +254,10 @@ def _collect_parallel(
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                if future.exception() is not None:
+                if (error := future.exception()) is not None:
                     for other in pending:
                         other.cancel()
-                    raise future.exception()
+                    raise error
                 progress(futures[future])
 
 

@@ -163,7 +163,7 @@ def imagined_reward_calibration(
     for ep in episodes:
         images = torch.as_tensor(_get(ep, "images"), device=model.device)
         actions = torch.as_tensor(_get(ep, "actions"), device=model.device, dtype=model.dtype)
-        success = _get(ep, "success").astype(bool)
+        success, ep_rewards = _get(ep, "success").astype(bool), _get(ep, "rewards")
         starts = [s for s in range(0, len(actions) - horizon + 1, stride) if success[s : s + horizon].any()]
         if not starts:
             continue
@@ -173,7 +173,7 @@ def imagined_reward_calibration(
         imagined = model.imagine(feats[index], window_actions)[:, 1:]
         pred.append(model.reward(imagined).cpu().numpy())
         true.append(np.stack([success[s : s + horizon] for s in starts]))
-        rewards.append(np.stack([_get(ep, "rewards")[s : s + horizon] for s in starts]))
+        rewards.append(np.stack([ep_rewards[s : s + horizon] for s in starts]))
         windows += len(starts)
     nan = float("nan")
     if not windows:

@@ -66,7 +66,7 @@ class Replay:
 
     @property
     def windows_per_episode(self) -> np.ndarray:
-        return np.array([max(len(im) - self.length + 1, 0) for im in self.images])
+        return np.array([len(r) for r in self._rewarded], dtype=int)
 
     @property
     def num_steps(self) -> int:

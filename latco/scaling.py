@@ -22,7 +22,6 @@ import pandas as pd
 from latco import diagnostics, envs, experiments
 from latco.agent import evaluate
 from latco.config import DataConfig, Profile, make_profile_planner
-from latco.train import load_model
 
 
 def data_recipe(profile: Profile, task: str, steps: int) -> DataConfig:
@@ -49,9 +48,9 @@ def scaling_run(
 ) -> pd.DataFrame:
     """One run of ``task`` on ``steps`` offline steps under ``root/<task>/``; one row per planner.
 
-    ``balance`` and ``reward_scale`` override the profile's ``TrainConfig``. Columns: task, steps, balance,
-    reward_scale,
-    planner, starts, success, predicted, achieved, gap (achieved − predicted, mean over starts),
+    ``balance`` and ``reward_scale`` override the profile's ``TrainConfig``. Columns: task, steps,
+    balance, reward_scale, planner, starts, success, predicted, achieved, gap (achieved − predicted,
+    mean over starts),
     success_auc, imagined_precision, imagined_recall, imagined_gap. Also written to the run's
     ``summary.csv``.
     """
@@ -62,8 +61,7 @@ def scaling_run(
     task_dir = Path(root) / task
     run_dir = task_dir / run_name(steps, balance, reward_scale)
     episodes = experiments.oracle_data(task, prof, task_dir / "data", seed, workers=workers)
-    experiments.world_model_for_task(task, prof, episodes["train"], run_dir / "model", seed=seed)
-    model = load_model(run_dir / "model")
+    model = experiments.world_model_for_task(task, prof, episodes["train"], run_dir / "model", seed=seed)
     quality = diagnostics.reward_quality(model, episodes["heldout"])
     imagined = diagnostics.imagined_reward_calibration(model, episodes["heldout"])
     (run_dir / "diagnostics.json").write_text(json.dumps({**quality, **imagined}, indent=1))
