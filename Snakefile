@@ -79,7 +79,7 @@ rule world_model:
     benchmark: R / "benchmarks" / "02_world_model_{task}.tsv"
     threads: HEAVY_THREADS
     priority: 5  # every offline evaluation and three figures wait on the models
-    resources: mem_mb=8000, runtime=hours(0.5, 24), gpu=int(GPU),
+    resources: mem_mb=8000, runtime=hours(1, 24), gpu=int(GPU),
         slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/02_world_model.ipynb {output} --threads {threads} {COMMON} -p task {wildcards.task} "
            "-p fig_dir {FIG} > {log} 2>&1"

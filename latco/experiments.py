@@ -108,7 +108,8 @@ def world_model_for_task(
 ) -> RSSM:
     """Train (or resume) the profile's world model for ``task`` on ``episodes``."""
     cfg = world_model_config(profile, envs.task_spec(task).action_size)
-    train_cfg = replace(profile.train, seed=seed, steps=steps if steps is not None else profile.train.steps)
+    train_cfg = profile.train_for(task)
+    train_cfg = replace(train_cfg, seed=seed, steps=steps if steps is not None else train_cfg.steps)
     # windows cannot be longer than the shortest episode (Obstacle has 31 images)
     length = min(train_cfg.length, min(len(e.images) for e in episodes))
     replay = Replay(episodes, length=length, seed=seed, balance=train_cfg.balance)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ import pandas as pd
 from latco import diagnostics, envs, experiments
 from latco.agent import evaluate
 from latco.config import DataConfig, Profile, make_profile_planner
+from latco.train import CHECKPOINT, load_checkpoint
 
 
 def data_recipe(profile: Profile, task: str, steps: int) -> DataConfig:
@@ -29,9 +31,38 @@ def data_recipe(profile: Profile, task: str, steps: int) -> DataConfig:
     return profile.data_for(task).scaled_to(steps, envs.task_spec(task).t_tot)
 
 
-def run_name(steps: int, balance: float, reward_scale: float = 1.0) -> str:
-    """Directory name of one run: ``steps060000_balance0.5`` (``_reward10`` if the reward is weighted)."""
-    return f"steps{steps:06d}_balance{balance:g}" + (f"_reward{reward_scale:g}" if reward_scale != 1 else "")
+def run_name(steps: int, balance: float, reward_scale: float = 1.0, train_steps: int | None = None) -> str:
+    """Directory name of one run: ``steps060000_balance0.5``, with ``_reward10`` if the reward is
+    weighted and ``_train09000`` if the model trains other than the profile's number of steps."""
+    return (f"steps{steps:06d}_balance{balance:g}" + (f"_reward{reward_scale:g}" if reward_scale != 1 else "")
+            + (f"_train{train_steps:05d}" if train_steps is not None else ""))
+
+
+def _start_from_shorter_run(task_dir: Path, base: str, default_steps: int, train_steps: int,
+                            model_dir: Path) -> int:
+    """Seed ``model_dir`` with the finished checkpoint of the same run trained fewer steps, if any.
+
+    ``base`` is the run's name without ``_train``; the run without it trained ``default_steps``.
+    Training resumes a checkpoint exactly as if it had never stopped (``tests/test_train.py``), so
+    a 9000-step run started from the 6000-step run's checkpoint ends with the parameters of one
+    uninterrupted 9000-step run, and a training-steps curve costs only its longest run.
+    Returns the step it starts from (0: from scratch).
+    """
+    if (model_dir / CHECKPOINT).exists():
+        return 0
+    shorter = [(default_steps, task_dir / base / "model")]
+    for folder in task_dir.glob(f"{base}_train*"):
+        shorter.append((int(folder.name.rsplit("_train", 1)[1]), folder / "model"))
+    done = [(n, d) for n, d in shorter if n < train_steps and (d / CHECKPOINT).exists()
+            and load_checkpoint(d / CHECKPOINT)["step"] == n]
+    if not done:
+        return 0
+    start, source = max(done)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file():
+            shutil.copy2(path, model_dir / path.name)
+    return start
 
 
 def scaling_run(
@@ -45,22 +76,30 @@ def scaling_run(
     workers: int = 1,
     seed: int = 0,
     reward_scale: float | None = None,
+    train_steps: int | None = None,
 ) -> pd.DataFrame:
     """One run of ``task`` on ``steps`` offline steps under ``root/<task>/``; one row per planner.
 
-    ``balance`` and ``reward_scale`` override the profile's ``TrainConfig``. Columns: task, steps,
-    balance, reward_scale, planner, starts, success, predicted, achieved, gap (achieved − predicted,
-    mean over starts),
-    success_auc, imagined_precision, imagined_recall, imagined_gap. Also written to the run's
-    ``summary.csv``.
+    ``balance``, ``reward_scale`` and ``train_steps`` (gradient steps) override the profile's
+    ``TrainConfig``; a longer run starts from a shorter one's checkpoint (``_start_from_shorter_run``).
+    Columns: task, steps, balance, reward_scale, train_steps, planner, starts, success, predicted,
+    achieved, gap (achieved − predicted, mean over starts), success_auc, imagined_precision,
+    imagined_recall, imagined_gap. Also written to the run's ``summary.csv``.
     """
-    balance = profile.train.balance if balance is None else balance
-    reward_scale = profile.train.reward_scale if reward_scale is None else reward_scale
+    train = profile.train_for(task)
+    balance = train.balance if balance is None else balance
+    reward_scale = train.reward_scale if reward_scale is None else reward_scale
+    if train_steps == train.steps:
+        train_steps = None  # the profile's own budget: the run without a ``_train`` suffix
     prof = replace(profile, task_data={**profile.task_data, task: data_recipe(profile, task, steps)},
-                   train=replace(profile.train, balance=balance, reward_scale=reward_scale))
+                   task_train_steps={**profile.task_train_steps, task: train_steps or train.steps},
+                   train=replace(train, balance=balance, reward_scale=reward_scale))
     task_dir = Path(root) / task
-    run_dir = task_dir / run_name(steps, balance, reward_scale)
+    run_dir = task_dir / run_name(steps, balance, reward_scale, train_steps)
     episodes = experiments.oracle_data(task, prof, task_dir / "data", seed, workers=workers)
+    if train_steps is not None:
+        _start_from_shorter_run(task_dir, run_name(steps, balance, reward_scale), train.steps,
+                                train_steps, run_dir / "model")
     model = experiments.world_model_for_task(task, prof, episodes["train"], run_dir / "model", seed=seed)
     quality = diagnostics.reward_quality(model, episodes["heldout"])
     imagined = diagnostics.imagined_reward_calibration(model, episodes["heldout"])
@@ -71,7 +110,7 @@ def scaling_run(
                          seed=experiments.OFFLINE_EVAL_SEED, out_dir=run_dir / f"offline_{planner}")
         rows.append({
             "task": task, "steps": sum(len(e) for e in episodes["train"]), "balance": balance,
-            "reward_scale": reward_scale,
+            "reward_scale": reward_scale, "train_steps": prof.train_for(task).steps,
             "planner": planner, "starts": len(table), "success": table["success"].mean(),
             "predicted": table["predicted_reward"].mean(), "achieved": table["achieved_reward"].mean(),
             "gap": (table["achieved_reward"] - table["predicted_reward"]).mean(),
@@ -90,32 +129,46 @@ def collect_summaries(root: str | os.PathLike) -> pd.DataFrame:
         raise FileNotFoundError(f"no finished scaling run under {root}; run benchmarks/data_scaling.py")
     table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     # runs written before reward_scale was an option trained with the ELBO's weight 1
-    return table.assign(reward_scale=table.get("reward_scale", pd.Series(1.0, index=table.index)).fillna(1.0))
+    # runs written before reward_scale and train_steps were options trained with the ELBO's weight
+    # 1 and an unrecorded number of steps
+    ones = pd.Series(1.0, index=table.index)
+    return table.assign(reward_scale=table.get("reward_scale", ones).fillna(1.0),
+                        train_steps=table.get("train_steps", ones * float("nan")))
 
 
-def scaling_figure(table: pd.DataFrame):
-    """Success rate and achieved − predicted gap against offline steps, a line per planner, a
-    column per task (Fig. ``data_scaling``); runs with ``balance`` > 0 dashed."""
+def scaling_figure(table: pd.DataFrame, x: str = "steps"):
+    """Success rate and achieved − predicted gap against ``x`` (``steps``: offline env steps, or
+    ``train_steps``: the model's gradient steps), a line per planner and setting, a column per
+    task (Fig. ``data_scaling``); runs with ``balance`` > 0 dashed."""
     import matplotlib.pyplot as plt
 
+    if x not in ("steps", "train_steps"):
+        raise ValueError(f"x must be 'steps' or 'train_steps', got {x!r}")
+    other = "train_steps" if x == "steps" else "steps"
     tasks = list(dict.fromkeys(table["task"]))
     fig, axes = plt.subplots(2, len(tasks), figsize=(3.6 * len(tasks), 5.4), squeeze=False)
     colors = dict(zip(dict.fromkeys(table["planner"]), plt.rcParams["axes.prop_cycle"].by_key()["color"],
                       strict=False))
+    markers = dict(zip(sorted(set(table[other].dropna())), "o^vDP*", strict=False))
     for col, task in enumerate(tasks):
-        groups = table[table["task"] == task].groupby(["planner", "balance", "reward_scale"])
-        for (planner, balance, scale), rows in groups:
-            rows = rows.sort_values("steps")
+        groups = table[table["task"] == task].groupby(["planner", "balance", "reward_scale", other],
+                                                            dropna=False)
+        for (planner, balance, scale, fixed), rows in groups:
+            rows = rows.sort_values(x)
             label = planner + "".join([f", balance {balance:g}" if balance > 0 else "",
-                                       f", reward x{scale:g}" if scale != 1 else ""])
+                                       f", reward x{scale:g}" if scale != 1 else "",
+                                       f", {fixed:g} {'gradient' if x == 'steps' else 'env'} steps"
+                                       if table[other].nunique() > 1 else ""])
             style = dict(color=colors[planner], marker="o" if scale == 1 else "s",
                          ls="--" if balance > 0 else "-", label=label)
-            axes[0, col].plot(rows["steps"], rows["success"], **style)
-            axes[1, col].plot(rows["steps"], rows["gap"], **style)
+            if table[other].nunique() > 1:
+                style["marker"] = markers.get(fixed, "x")
+            axes[0, col].plot(rows[x], rows["success"], **style)
+            axes[1, col].plot(rows[x], rows["gap"], **style)
         axes[0, col].set_title(task)
         axes[0, col].set_ylim(-0.05, 1.05)
         axes[1, col].axhline(0, color="k", lw=0.5)
-        axes[1, col].set_xlabel("offline env steps")
+        axes[1, col].set_xlabel("offline env steps" if x == "steps" else "world-model gradient steps")
         for ax in axes[:, col]:
             ax.set_xscale("log")
     axes[0, 0].set_ylabel("offline success rate")
