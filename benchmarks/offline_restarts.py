@@ -2,10 +2,12 @@
 
 Usage: python benchmarks/offline_restarts.py [--results results/quick] [--profile quick]
                                              [--task obstacle] [--episodes 20] [--variants NAME ...]
+                                             [--model DIR]
 
 On the offline model (``make paper`` or notebook 03 makes it), evaluates LatCo variants and CEM and
 GD at the profile's budgets, all from the offline evaluation's start states (the same episodes
-for every variant). Prints success, the model's predicted and the achieved reward (Table 3's gap),
+for every variant); ``--model`` names another model directory (e.g. a ``data_scaling.py`` run's
+``model/``). Prints success, the model's predicted and the achieved reward (Table 3's gap),
 and seconds per plan. Obstacle plans once per episode (H = T_cache = T_tot = 30), so a variant's
 success there is its single plan's; Push re-plans every 20 of 40 steps (where ``shift`` warm-starts).
 About 1-2 minutes per variant for 20 Obstacle episodes on one thread.
@@ -35,6 +37,8 @@ VARIANTS = {
     "latco-2x100-polish20": ("latco", {"n_plans": 2, "iterations": 100, "polish_iterations": 20}),
     "latco-warm": ("latco", {"shift": "t_cache"}),
     "latco-4x200": ("latco", {"n_plans": 4}),
+    "latco-1x200": ("latco", {"n_plans": 1, "iterations": 200}),
+    "latco-1x200-paper-bound": ("latco", {"n_plans": 1, "iterations": 200, "constraints": "paper"}),
     "cem": ("cem", {}),
     "gd": ("gd", {}),
 }
@@ -47,11 +51,13 @@ def main() -> None:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--task", default="obstacle")
     parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--model", default=None,
+                        help="model directory (default: the offline model of --results)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     profile = get_profile(args.profile)
     results = args.results or paths.results_dir(args.profile)
-    model = load_model(paths.model_dir(results, args.task))
+    model = load_model(args.model or paths.model_dir(results, args.task))
     rows = []
     for label in args.variants:
         name, overrides = VARIANTS[label]
