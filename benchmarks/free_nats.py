@@ -9,7 +9,7 @@ offline data (both made if missing; the model of the profile's own value is the 
 others go to ``<results>/free_nats/<task>/<value>``), then prints the model's quality on the
 held-out episodes (reward correlation and AUC; open-loop pixel error with the episodes' own
 actions and with another episode's, ``diagnostics.action_sensitivity``) and every planner's
-success rate (``experiments.cross_evaluation``) on the first ``--episodes`` offline evaluation
+success rate (``analyses.cross_evaluation``) on the first ``--episodes`` offline evaluation
 starts (``--planners`` with no names: model quality only). About 15 minutes of training per
 extra model on `quick`, plus 1-2 minutes per planner.
 """
@@ -25,7 +25,7 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 # isort: on
 import pandas as pd
 
-from latco import diagnostics, experiments, paths
+from latco import analyses, diagnostics, offline, paths, recipe
 from latco.config import get_profile
 
 
@@ -41,13 +41,13 @@ def main() -> None:
     args = parser.parse_args()
     profile = get_profile(args.profile)
     results = Path(args.results or paths.results_dir(args.profile))
-    episodes = experiments.oracle_data(args.task, profile, paths.data_dir(results, args.task))
+    episodes = recipe.oracle_data(args.task, profile, paths.data_dir(results, args.task))
     models, quality = {}, []
     for free_nats in args.free_nats:
         variant = replace(profile, world_model=replace(profile.world_model, free_nats=free_nats))
         model_dir = (paths.model_dir(results, args.task) if free_nats == profile.world_model.free_nats
                      else results / "free_nats" / args.task / f"{free_nats:g}")
-        model = experiments.world_model_for_task(args.task, variant, episodes["train"], model_dir)
+        model = offline.world_model_for_task(args.task, variant, episodes["train"], model_dir)
         label = f"free nats {free_nats:g}"
         models[label] = model_dir
         sensitivity = diagnostics.action_sensitivity(model, episodes["heldout"])
@@ -55,8 +55,8 @@ def main() -> None:
                         **{f"pixel_{k}": v for k, v in sensitivity.items()}})
     table = pd.DataFrame(quality)
     if args.planners:
-        success = experiments.cross_evaluation(args.task, models, args.planners, profile, args.episodes,
-                                               seed=experiments.OFFLINE_EVAL_SEED)
+        success = analyses.cross_evaluation(args.task, models, args.planners, profile, args.episodes,
+                                               seed=offline.OFFLINE_EVAL_SEED)
         table = table.merge(success, on="model")
     print(f"\n{args.task}, {args.profile}: offline model per free-nats value, first {args.episodes} starts\n")
     print(table.round(3).to_markdown(index=False))

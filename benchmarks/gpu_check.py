@@ -96,7 +96,7 @@ def training(device: torch.device, tiny: bool, steps: int) -> tuple[pd.DataFrame
 
 def pipeline(device: torch.device, tiny: bool, out: Path, deadline: float, step_s: float) -> pd.DataFrame:
     """(c) collect Obstacle data, train the profile's model until the deadline, evaluate three planners."""
-    from latco import experiments
+    from latco import offline, recipe
     from latco.agent import evaluate
 
     profile = get_profile("smoke" if tiny else "paper")
@@ -104,13 +104,13 @@ def pipeline(device: torch.device, tiny: bool, out: Path, deadline: float, step_
         profile = replace(profile, data=DataConfig(episodes=200, noise=0.3, heldout=5, random_episodes=50,
                                                    random_hold=5, greedy_episodes=50))
     task, tick = "obstacle", time.perf_counter()
-    episodes = experiments.oracle_data(task, profile, out / "data" / task)
+    episodes = recipe.oracle_data(task, profile, out / "data" / task)
     collect_s = time.perf_counter() - tick
     eval_starts, planners = (1, ("latco", "cem", "gd")) if tiny else (3, ("latco", "cem", "gd"))
     reserve = 0 if tiny else 150  # seconds kept for the evaluations
     steps = 4 if tiny else max(20, int((deadline - time.perf_counter() - reserve) / max(step_s, 1e-3) * 0.8))
     tick = time.perf_counter()
-    model = experiments.world_model_for_task(task, profile, episodes["train"], out / "model" / task,
+    model = offline.world_model_for_task(task, profile, episodes["train"], out / "model" / task,
                                              steps=steps, device=str(device))
     train_s = time.perf_counter() - tick
     rows = [{"stage": "collect", "detail": f"{sum(len(v) for v in episodes.values())} episodes",
@@ -120,7 +120,7 @@ def pipeline(device: torch.device, tiny: bool, out: Path, deadline: float, step_
     for name in planners:
         tick = time.perf_counter()
         table = evaluate(model, make_profile_planner(profile, name), task, eval_starts,
-                         seed=experiments.OFFLINE_EVAL_SEED, progress=False)
+                         seed=offline.OFFLINE_EVAL_SEED, progress=False)
         detail = (f"success {int(table['success'].sum())}/{len(table)}, "
                   f"{table['plan_seconds'].mean():.2f} s/plan")
         rows.append({"stage": f"evaluate {name}", "detail": detail, "seconds": time.perf_counter() - tick})

@@ -14,7 +14,7 @@ import argparse
 
 import pandas as pd
 
-from latco import experiments, paths
+from latco import analyses, paths
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--planners", nargs="+", default=["latco", "cem", "gd"])
     args = parser.parse_args()
     results = args.results or paths.results_dir(args.profile)
-    table: pd.DataFrame = experiments.obstacle_passages(results, args.planners)
+    table: pd.DataFrame = analyses.obstacle_passages(results, args.planners)
     print(f"\nobstacle, {args.profile}: offline episodes by the way they met the wall\n")
     print(table.round(3).to_markdown(index=False))
 

@@ -22,7 +22,7 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 # isort: on
 import pandas as pd
 
-from latco import experiments, paths
+from latco import offline, paths
 from latco.agent import evaluate
 from latco.config import get_profile, make_profile_planner
 from latco.envs.tasks import task_spec
@@ -64,7 +64,7 @@ def main() -> None:
         if overrides.get("shift") == "t_cache":
             overrides = {**overrides, "shift": task_spec(args.task).t_cache}
         planner = make_profile_planner(profile, name, **overrides)
-        table = evaluate(model, planner, args.task, args.episodes, seed=experiments.OFFLINE_EVAL_SEED,
+        table = evaluate(model, planner, args.task, args.episodes, seed=offline.OFFLINE_EVAL_SEED,
                          progress=False)
         rows.append({"variant": label, "success": table["success"].sum(), "episodes": len(table),
                      "predicted": table["predicted_reward"].mean(),

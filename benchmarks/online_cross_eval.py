@@ -19,7 +19,7 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 # isort: on
 import pandas as pd
 
-from latco import experiments, paths
+from latco import analyses, paths
 from latco.config import get_profile
 
 
@@ -39,7 +39,7 @@ def main() -> None:
         if not (run / "model").is_dir():
             raise SystemExit(f"no online run at {run}: run `make paper` (or notebook 04) first")
         models[f"{planner}'s run"] = run / "model"
-    table = experiments.cross_evaluation(args.task, models, profile.online_planners, profile, args.episodes)
+    table = analyses.cross_evaluation(args.task, models, profile.online_planners, profile, args.episodes)
     pd.set_option("display.width", 160)
     print(f"{args.task}, {args.profile}: every planner on every online run's final model "
           f"({args.episodes} episodes each)\n")

@@ -27,9 +27,10 @@ import pandas as pd
 import torch
 
 from latco import analytic, paths
-from latco.benchmark import heldout_starts, return_vs_time, time_to_reach
+from latco.benchmark import return_vs_time, time_to_reach
 from latco.config import get_profile
 from latco.planners import make_planner
+from latco.results import heldout_starts
 
 ANALYTIC_PLANNERS = {
     "LatCo (default)": ("latco", {}),

@@ -26,12 +26,12 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 import numpy as np
 import torch
 
-from latco import benchmark, paths
+from latco import benchmark, paths, plotting
+from latco import results as readers
 from latco.config import PROFILES
 from latco.model import WorldModelConfig
-from latco.train import load_model
 
-NAMES = ["latco", "cem", "gd", "mppi", "icem", "latco-no-relax", "latco-first-order"]
+NAMES = benchmark.TIMED_PLANNERS  # every registered planner
 
 
 def settings(name: str) -> dict[str, dict]:
@@ -43,8 +43,8 @@ def quick_model_and_starts(n: int, task: str = "obstacle"):
     """The trained quick model and the filtered first features of ``n`` held-out episodes."""
     results = paths.results_dir("quick")
     try:
-        model = load_model(paths.model_dir(results, task))
-        return model, benchmark.heldout_starts(model, results, task, n), "trained quick Obstacle model"
+        model = readers.model(results, task)
+        return model, readers.heldout_starts(model, results, task, n), "trained quick Obstacle model"
     except (FileNotFoundError, RuntimeError) as err:
         print(f"(no trained quick model: {err}; using random weights)")
         model = benchmark.random_model(replace(PROFILES["quick"].world_model, action_size=2))
@@ -93,10 +93,8 @@ def main() -> None:
           f"mean time {np.nanmean(reach.to_numpy()) if reach.notna().any() else float('nan'):.2f} s "
           f"vs CEM {cem_time:.1f} s")
     fig = benchmark.plot_return_vs_time(curves, f"Return vs wall time, {what}, H = {H}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in (".png", ".pdf"):
-        fig.savefig(args.out.with_suffix(suffix), dpi=150)
-    print(f"wrote {args.out} (+ .pdf)")
+    plotting.save_figure(plotting.stamp(fig, "benchmark"), args.out.with_suffix(".png"))
+    print(f"wrote {args.out.with_suffix('.png')} (+ .pdf)")
 
 
 if __name__ == "__main__":

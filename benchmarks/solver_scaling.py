@@ -21,7 +21,7 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 # isort: on
 import torch
 
-from latco import benchmark
+from latco import benchmark, plotting
 from latco.model import WorldModelConfig
 
 
@@ -49,10 +49,8 @@ def main() -> None:
     if 30 in by_h and 120 in by_h:
         print(f"  block iteration t(120)/t(30) = {by_h[120] / by_h[30]:.2f} (linear: 4.0)")
     fig = benchmark.plot_solver_scaling(table, d)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in (".png", ".pdf"):
-        fig.savefig(args.out.with_suffix(suffix), dpi=150)
-    print(f"wrote {args.out} (+ .pdf)")
+    plotting.save_figure(plotting.stamp(fig, "benchmark"), args.out.with_suffix(".png"))
+    print(f"wrote {args.out.with_suffix('.png')} (+ .pdf)")
 
 
 if __name__ == "__main__":

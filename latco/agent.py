@@ -11,11 +11,9 @@ seed gives the same start states for every planner.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +25,7 @@ from latco import data, envs
 from latco.model import RSSM
 from latco.planners.base import Plan, Planner, reseed
 from latco.planners.evaluate import rollout_return
+from latco.records import EvaluationLog
 
 
 @dataclass
@@ -60,10 +59,62 @@ def infer_feature(model: RSSM, images: list[np.ndarray], actions: list[np.ndarra
     return model.observe(im, torch.as_tensor(act, device=model.device))["feature"][0, -1]
 
 
-@torch.no_grad()
-def predicted_return(model: RSSM, z: torch.Tensor, actions: torch.Tensor) -> float:
-    """Sum of r(z_{t+1}) along the mean rollout of ``actions`` (T, A) from z (F,)."""
-    return float(rollout_return(model, z, actions.to(model.device, model.dtype)))
+class MPCPolicy:
+    """Algorithm 1's acting (lines 4-9) as a policy for ``latco.data.rollout``: every ``t_cache``
+    steps infer z_t from the images so far and plan ``horizon`` steps; in between, return the next
+    planned action (clipped to [-1, 1], plus Gaussian ``explore_noise`` when collecting).
+
+    ``plans`` holds, per re-planning, the step, the plan, its wall time and the start feature z_t;
+    ``records`` turns them into Table 3's ``PlanRecord`` once the episode's rewards are known.
+    """
+
+    def __init__(self, model: RSSM, planner: Planner, horizon: int, t_cache: int,
+                 explore_noise: float = 0.0) -> None:
+        if t_cache > horizon:
+            raise ValueError(f"t_cache ({t_cache}) cannot exceed the planning horizon ({horizon})")
+        self.model, self.planner = model, planner
+        self.horizon, self.t_cache, self.explore_noise = horizon, t_cache, explore_noise
+        self.reset(0)
+
+    def reset(self, seed: int) -> None:
+        """A new episode: plans and exploration noise depend on ``seed`` alone (resume = uninterrupted)."""
+        self._rng = np.random.default_rng(seed)
+        reseed(self.planner, seed)
+        if hasattr(self.planner, "reset"):
+            self.planner.reset()
+        self._images: list[np.ndarray] = []
+        self._actions: list[np.ndarray] = []
+        self._todo: list[np.ndarray] = []
+        self.plans: list[tuple[int, Plan, float, torch.Tensor]] = []
+
+    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        self._images.append(obs)
+        if not self._todo:
+            z = infer_feature(self.model, self._images, self._actions)  # line 4
+            tick = time.perf_counter()
+            plan = self.planner.plan(self.model, z, self.horizon)  # lines 5-8
+            seconds = time.perf_counter() - tick
+            self.plans.append((len(self._actions), plan, seconds, z))
+            self._todo = list(plan.actions[: self.t_cache].clamp(-1.0, 1.0).cpu().numpy())
+        action = self._todo.pop(0)  # line 9
+        if self.explore_noise > 0:
+            action = np.clip(action + self.explore_noise * self._rng.standard_normal(action.shape), -1, 1)
+        action = action.astype(np.float32)
+        self._actions.append(action)
+        return action
+
+    def records(self, rewards: np.ndarray) -> list[PlanRecord]:
+        """Each plan's ``PlanRecord``: the model's return of the planned actions that were executed
+        (rolled out from z_t, before exploration noise) against the rewards they earned."""
+        out = []
+        for step, plan, seconds, z in self.plans:
+            executed = min(self.t_cache, len(rewards) - step)
+            todo = plan.actions[:executed].clamp(-1.0, 1.0)
+            with torch.no_grad():
+                predicted = float(rollout_return(self.model, z, todo.to(self.model.device, self.model.dtype)))
+            achieved = float(np.sum(rewards[step:step + executed], dtype=np.float64))
+            out.append(PlanRecord(step, plan, seconds, executed, predicted, achieved))
+        return out
 
 
 def run_episode(
@@ -82,43 +133,9 @@ def run_episode(
     training, paper: 0.3), seeded by ``seed``.
     """
     spec = env.unwrapped.task
-    horizon, t_cache, t_tot = horizon or spec.horizon, t_cache or spec.t_cache, t_tot or spec.t_tot
-    if t_cache > horizon:
-        raise ValueError(f"t_cache ({t_cache}) cannot exceed the planning horizon ({horizon})")
-    rng = np.random.default_rng(seed)
-    reseed(planner, seed)  # an episode's plans depend on its seed alone (resume = uninterrupted)
-    if hasattr(planner, "reset"):
-        planner.reset()
-    obs, info = env.reset(seed=seed)
-    images, states, actions, rewards, success = [obs], [info["state"]], [], [], []
-    records: list[PlanRecord] = []
-    done = False
-    while len(actions) < t_tot and not done:
-        z = infer_feature(model, images, actions)  # line 4
-        tick = time.perf_counter()
-        plan = planner.plan(model, z, horizon)  # lines 5-8
-        seconds = time.perf_counter() - tick
-        todo = plan.actions[: min(t_cache, t_tot - len(actions))].clamp(-1.0, 1.0)
-        start, achieved = len(actions), 0.0
-        for action in todo.cpu().numpy():  # line 9
-            if explore_noise > 0:
-                action = np.clip(action + explore_noise * rng.standard_normal(action.shape), -1, 1)
-            obs, reward, terminated, truncated, info = env.step(action.astype(np.float32))
-            images.append(obs)
-            states.append(info["state"])
-            actions.append(action.astype(np.float32))
-            rewards.append(reward)
-            success.append(info["success"])
-            achieved += reward
-            done = terminated or truncated
-            if done:
-                break
-        executed = len(actions) - start
-        predicted = predicted_return(model, z, todo[:executed])
-        records.append(PlanRecord(start, plan, seconds, executed, predicted, achieved))
-    state = {key: np.stack([s[key] for s in states]) for key in states[0]}
-    episode = data.Episode(np.stack(images), np.stack(actions), rewards, success, state, spec.name, seed)
-    return MPCResult(episode, records)
+    policy = MPCPolicy(model, planner, horizon or spec.horizon, t_cache or spec.t_cache, explore_noise)
+    episode = data.rollout(env, policy, seed, max_steps=t_tot or spec.t_tot)
+    return MPCResult(episode, policy.records(episode.rewards))
 
 
 def final_distance(episode: data.Episode) -> float:
@@ -134,31 +151,22 @@ ROW_COLUMNS = [
 """Columns of ``evaluate``'s table, one row per episode."""
 
 
-def _save_plans(path: Path, result: MPCResult) -> None:
-    """The plans of an episode (features, actions, traces) as one compressed .npz, atomically."""
-    arrays: dict[str, np.ndarray] = {"steps": np.array([r.step for r in result.plans])}
-    for i, record in enumerate(result.plans):
-        arrays[f"{i}_features"] = record.plan.features.cpu().numpy()
-        arrays[f"{i}_actions"] = record.plan.actions.cpu().numpy()
-        for key, value in record.plan.trace.items():
-            arrays[f"{i}_trace_{key}"] = np.asarray(value)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def _read_rows(log: Path) -> dict[int, dict]:
-    """Finished rows of ``rows.jsonl``; a last line cut short by a crash is removed (it reruns)."""
-    if not log.exists():
-        return {}
-    text = log.read_text()
-    complete, _, partial = text.rpartition("\n")
-    if partial:
-        tmp = log.with_suffix(".tmp")
-        tmp.write_text(complete + "\n" if complete else "")
-        os.replace(tmp, log)
-    rows = [json.loads(line) for line in complete.splitlines() if line.strip()]
-    return {row["episode"]: row for row in rows}
+def episode_row(index: int, seed: int, result: MPCResult) -> dict:
+    """The table row of one evaluated episode (``ROW_COLUMNS``; the file columns left empty)."""
+    ep = result.episode
+    return {
+        "episode": index,
+        "seed": seed,
+        "success": bool(ep.success.any()),
+        "return": float(ep.rewards.sum()),
+        "final_distance": final_distance(ep),
+        "predicted_reward": sum(r.predicted_reward for r in result.plans),
+        "achieved_reward": sum(r.achieved_reward for r in result.plans),
+        "plan_seconds": float(np.mean([r.seconds for r in result.plans])),
+        "plans": len(result.plans),
+        "episode_file": "",
+        "plans_file": "",
+    }
 
 
 def evaluate(
@@ -176,15 +184,12 @@ def evaluate(
     Columns: ``ROW_COLUMNS``. ``success`` counts an episode as solved if any step succeeded
     (the authors' criterion); ``final_distance`` comes from the true state (reporting only);
     ``predicted_reward``/``achieved_reward`` sum over the episode's plans (Table 3). With
-    ``out_dir``, every episode and its plans are saved, rows are appended to ``rows.jsonl``,
-    and a re-run skips finished episodes (resume after a crash).
+    ``out_dir``, every episode and its plans are saved as they finish and the table at the end
+    (``latco.records``); a re-run skips finished episodes (resume after a crash).
     """
     image_size = image_size or model.cfg.image_size
-    out = Path(out_dir) if out_dir is not None else None
-    rows: dict[int, dict] = {}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        rows = _read_rows(out / "rows.jsonl")
+    log = EvaluationLog(out_dir) if out_dir is not None else None
+    rows: dict[int, dict] = log.finished_rows() if log is not None else {}
     todo = [i for i in range(episodes) if i not in rows]
     if todo:
         env = envs.make_env(task, seed=seed, image_size=image_size)
@@ -192,30 +197,15 @@ def evaluate(
             bar = tqdm(todo, desc=f"evaluate {task}", unit="ep", disable=not progress)
             for i in bar:
                 result = run_episode(env, model, planner, seed + i)
-                ep = result.episode
-                row = {
-                    "episode": i,
-                    "seed": seed + i,
-                    "success": bool(ep.success.any()),
-                    "return": float(ep.rewards.sum()),
-                    "final_distance": final_distance(ep),
-                    "predicted_reward": sum(r.predicted_reward for r in result.plans),
-                    "achieved_reward": sum(r.achieved_reward for r in result.plans),
-                    "plan_seconds": float(np.mean([r.seconds for r in result.plans])),
-                    "plans": len(result.plans),
-                    "episode_file": "",
-                    "plans_file": "",
-                }
-                if out is not None:
-                    row["episode_file"] = str(data.save_episode(data.episode_path(out / "episodes", i), ep))
-                    plans_path = out / "plans" / f"plans_{i:06d}.npz"
-                    plans_path.parent.mkdir(exist_ok=True)
-                    _save_plans(plans_path, result)
-                    row["plans_file"] = str(plans_path)
-                    with (out / "rows.jsonl").open("a") as f:
-                        f.write(json.dumps(row) + "\n")
+                row = episode_row(i, seed + i, result)
+                if log is not None:
+                    row = log.save(row, result.episode, [r.step for r in result.plans],
+                                   [r.plan for r in result.plans])
                 rows[i] = row
                 bar.set_postfix(success=f"{np.mean([r['success'] for r in rows.values()]):.2f}")
         finally:
             env.close()
-    return pd.DataFrame([rows[i] for i in range(episodes)], columns=ROW_COLUMNS)
+    table = pd.DataFrame([rows[i] for i in range(episodes)], columns=ROW_COLUMNS)
+    if log is not None:
+        log.finish(table)
+    return table

@@ -8,7 +8,6 @@ may still violate the dynamics, so the curves here use each planner's action sna
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -17,6 +16,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from latco.config import Profile
 from latco.model import RSSM, WorldModelConfig
 from latco.planners import LatentModel, make_planner  # noqa: F401  (make_planner re-exported for tests)
 from latco.planners.evaluate import rollout_return
@@ -79,13 +79,51 @@ def planning_time_table(models: Mapping[str, LatentModel], planners: Mapping[str
     return pd.DataFrame(rows)
 
 
-def heldout_starts(model: RSSM, results: str | os.PathLike, task: str, n: int) -> list[torch.Tensor]:
-    """Filtered features of the first frames of ``n`` held-out episodes (``latco.paths`` layout)."""
-    from latco import data, paths
-    from latco.agent import infer_feature
+TIMED_PLANNERS = ("latco", "cem", "gd", "mppi", "icem", "latco-no-relax", "latco-first-order")
+"""Every registered planner (``latco.planners.available_planners``), in the order tables list them."""
 
-    episodes = data.load_episodes(paths.data_dir(results, task) / "heldout")[:n]
-    return [infer_feature(model, [ep.images[0]], []) for ep in episodes]
+
+def timing_specs(profile: Profile) -> dict[str, PlannerSpec]:
+    """Each planner at the profile's budget, labelled ``name (profile)``, and with
+    ``TimingConfig.compare_paper`` also at the paper's settings where they differ (``name (paper)``)."""
+    from latco.planners import available_planners
+
+    if sorted(TIMED_PLANNERS) != sorted(available_planners()):
+        raise RuntimeError(f"TIMED_PLANNERS {TIMED_PLANNERS} and the registry {available_planners()} differ")
+    specs: dict[str, PlannerSpec] = {f"{n} ({profile.name})": (n, profile.planners.get(n, {}))
+                                      for n in TIMED_PLANNERS}
+    if profile.timing.compare_paper:
+        specs.update({f"{n} (paper)": (n, {}) for n in TIMED_PLANNERS if profile.planners.get(n)})
+    return specs
+
+
+def timing_models(profile: Profile, action_size: int = 4) -> dict[str, RSSM]:
+    """Random-weight models to time on: the profile's size, and the paper's if the profile says so."""
+    from dataclasses import replace
+
+    own = random_model(replace(profile.world_model, action_size=action_size))
+    models = {f"{profile.name}-sized model": own}
+    if profile.timing.paper_sized_model and profile.world_model != WorldModelConfig(action_size=action_size):
+        models["paper-sized model"] = random_model(WorldModelConfig(action_size=action_size))
+    return models
+
+
+def race_specs(profile: Profile) -> dict[str, PlannerSpec]:
+    """The planners of the return-against-time plot: each at the profile's budget, plus paper-setting
+    CEM (the reference of LatCo's speed goal) when ``TimingConfig.compare_paper``."""
+    race = {k: v for k, v in timing_specs(profile).items() if k.endswith(f"({profile.name})")}
+    if profile.timing.compare_paper:
+        race["cem (paper)"] = ("cem", {})
+    return race
+
+
+def solver_model(profile: Profile, action_size: int = 4) -> RSSM:
+    """The model of the solver-scaling measurement: paper-sized, or the profile's if it says so."""
+    from dataclasses import replace
+
+    if profile.timing.paper_sized_model:
+        return random_model(WorldModelConfig(action_size=action_size))
+    return random_model(replace(profile.world_model, action_size=action_size))
 
 
 @torch.no_grad()

@@ -77,6 +77,23 @@ class OnlineConfig:
 
 
 @dataclass(frozen=True)
+class TimingConfig:
+    """Notebook 14's measurements: seconds per plan, return against wall time, LM time against H."""
+
+    budget_s: float | None
+    """A plan longer than this is timed over fewer iterations and scaled (None: every plan in full)."""
+    compare_paper: bool
+    """Also time every planner at the paper's settings where the profile's budget differs, and race
+    paper-setting CEM (the issue's reference) in the return-against-time plot."""
+    paper_sized_model: bool
+    """Time on a paper-sized model too, and measure the solver at the paper's feature size."""
+    horizons: tuple[int, ...]
+    """Horizons of the LM-iteration-time-against-H measurement (block-tridiagonal vs dense)."""
+    repeats: int
+    """Repeats per horizon (the median is reported)."""
+
+
+@dataclass(frozen=True)
 class Profile:
     """All budgets of one profile."""
 
@@ -108,6 +125,14 @@ class Profile:
 
     task_train_steps: dict[str, int] = field(default_factory=dict)
     """Per-task gradient steps of the offline world model where they differ from ``train.steps``."""
+    gpu: bool = False
+    """Models and planners want a GPU: the Snakefile asks a cluster for one per heavy job and gives
+    each 4 threads (on CPUs: 1 thread per job, so two jobs share 2 cores)."""
+    figures_dir: str = "figures"
+    """Where the figures and tables go, relative to the checkout (``latco.paths.figures_dir``)."""
+    timing: TimingConfig = TimingConfig(budget_s=None, compare_paper=False, paper_sized_model=True,
+                                        horizons=(10, 30, 60, 120), repeats=3)
+    """Notebook 14's measurements."""
 
     def train_for(self, task: str) -> TrainConfig:
         """The offline world model's training of ``task`` (``train`` with ``task_train_steps``)."""
@@ -126,97 +151,107 @@ PAPER_STEPS = 200_000
 _MIX = DataConfig(episodes=2, noise=0.3, heldout=20, random_episodes=1, random_hold=5, greedy_episodes=1)
 """The offline data's mix: noisy oracle : random (actions held 5 steps) : greedy episodes = 2 : 1 : 1."""
 
-PROFILES: dict[str, Profile] = {
-    "paper": Profile(
-        name="paper",
-        world_model=WorldModelConfig(),  # 64 px, depth 32, stoch 30, deter 200, hidden 200, reward 2x400
-        train=TrainConfig(steps=100_000, batch=50, length=50),
-        # the paper pre-collects 200K steps per task (App. "Offline training"): our mix of noisy
-        # oracle : random : greedy episodes (2 : 1 : 1) scaled to 200K steps of each task
-        data=_MIX.scaled_to(PAPER_STEPS, TASKS["obstacle"].t_tot),
-        task_data={name: _MIX.scaled_to(PAPER_STEPS, spec.t_tot) for name, spec in TASKS.items()},
-        # ~24 h per agent in the paper; 5000 prefill steps and 15 gradient steps per 150 env steps
-        online=OnlineConfig(seed_episodes=40, seed_hold=1, episodes=2000, initial_train_steps=5000,
-                            train_steps_per_episode=100, explore_noise=0.3, eval_every=50, eval_episodes=20),
-        eval_fraction=1.0,
-        planners={},  # every planner at its paper settings (App. B; the configs' defaults)
-    ),
-    "quick": Profile(
-        name="quick",
-        # depth 16, not 8: at depth 8 the decoder had not learned to draw Obstacle's 3-pixel agent
-        # after 3000 steps (reward correlation was 0.997 either way, but plans must decode visibly)
-        # free nats 1, not the paper's 3: with 3 the small model's transition ignored Push's actions
-        # (imagined arm went to the goal whatever the actions) and the Obstacle model was easy to
-        # exploit offline; with 1 the Push open-loop pixel error at steps 10-30 halved and offline
-        # Obstacle success on 20 starts rose from 1/5/8 to 9/20/19 (LatCo/CEM/GD; benchmarks/free_nats.py)
-        world_model=WorldModelConfig(
-            image_size=32, depth=16, stoch=16, deter=64, hidden=128, reward_hidden=128, free_nats=1.0
-        ),
-        # balance 0.5: half of each batch from windows that hold a success (no effect on Obstacle,
-        # whose reward is never positive). Reach, 60K steps, 20 offline starts: LatCo / CEM / GD
-        # succeeded 6 / 4 / 0 times with it, 3 / 0 / 0 without (benchmarks/data_scaling.py)
-        train=TrainConfig(steps=3000, batch=16, length=32, checkpoint_every=250, balance=0.5),
-        data=DataConfig(episodes=100, noise=0.3, heldout=10,
-                        random_episodes=50, random_hold=5, greedy_episodes=50),
-        # Obstacle: the paper's 200K steps (3333 + 1667 + 1667 episodes of 30 steps; collection
-        # ~3 min on 2 cores). First 20 offline starts, LatCo / CEM / GD successes at 6K, 60K, 200K
-        # steps: 3/20/19, 7/17/19, 7/11/16 (benchmarks/data_scaling.py): at 3000 training steps
-        # more data helps LatCo a little and the shooting planners not at all (README)
-        # Reach and Push: 60K steps (400 and 500 episodes; ~5 min each on 2 cores, render-bound)
-        task_data={"obstacle": replace(_MIX, heldout=10).scaled_to(PAPER_STEPS, TASKS["obstacle"].t_tot),
-                   **{task: replace(_MIX, heldout=10).scaled_to(60_000, TASKS[task].t_tot)
-                      for task in ("reach", "push")}},
-        online=OnlineConfig(seed_episodes=20, seed_hold=5, episodes=30, initial_train_steps=1500,
-                            train_steps_per_episode=50, explore_noise=0.3, eval_every=10, eval_episodes=10),
-        eval_fraction=1.0,  # the paper's counts: 100 Obstacle, 20 Reach and Push episodes
-        # Budgets chosen for about equal wall time per plan on the quick model (measured on 2 CPU
-        # cores, Obstacle, H = 30): LatCo at paper settings 2.5 s; CEM 30 x 1000 samples 3.4 s
-        # (paper settings, 100 x 10 000: 148 s); GD 100 Adam steps 2.6 s (paper's 500: 14.8 s).
-        # LatCo: 4 plans x 50 LM iterations in one batch, about the time of 1 x 200 (measured 2.9
-        # against 2.7 s per plan, Obstacle). One plan's return depends on its initialization: on 10
-        # held-out Obstacle starts seed 0 ends at -27.7, seeds 1-3 at -15.9 to -17.7; 4 x 50 gives
-        # -17.4 (seed 0) to -16.5 from every seed (paper-setting CEM: -15.5; planner_quality.py)
-        planners={
-            "latco": {"n_plans": 4, "iterations": 50},
-            "cem": {"iterations": 30, "samples": 1000, "elites": 100},
-            "mppi": {"iterations": 30, "samples": 1000},
-            "gd": {"iterations": 100},
-            "latco-first-order": {"iterations": 400},
-        },
-        # online training on Obstacle only, one seed: each run is ~15 min on 2 cores
-        online_tasks=("obstacle",),
-        online_seeds=(0,),
-        # Obstacle's model trains 3x longer: on 200K steps at 3000 x 16 x 32 windows each frame is
-        # seen ~8 times, and the under-trained model believed the straight line passes the wall
-        # (offline success LatCo / CEM / GD 0.21 / 0.50 / 0.79 over 100 starts, 2026-12-02); 9000
-        # steps show each frame ~25 times (the 60K-step data at 3000 steps: LatCo 20/20 with the
-        # authors' bound). ~35-45 min on one thread; README "Results" gives what it bought
-        task_train_steps={"obstacle": 9000},
-    ),
-    "smoke": Profile(
-        name="smoke",
-        world_model=WorldModelConfig(
-            image_size=32, depth=4, stoch=4, deter=8, hidden=16, reward_hidden=16
-        ),
-        train=TrainConfig(steps=10, batch=4, length=8, checkpoint_every=5, log_every=5),
-        data=DataConfig(episodes=3, noise=0.3, heldout=2,
-                        random_episodes=1, random_hold=5, greedy_episodes=1),
-        online=OnlineConfig(seed_episodes=2, seed_hold=5, episodes=2, initial_train_steps=4,
-                            train_steps_per_episode=2, explore_noise=0.3, eval_every=1, eval_episodes=1),
-        eval_fraction=0.02,
-        planners={
-            "latco": {"iterations": 10},
-            "latco-no-relax": {"iterations": 10},
-            "latco-first-order": {"iterations": 10},
-            "cem": {"iterations": 3, "samples": 50, "elites": 5},
-            "mppi": {"iterations": 3, "samples": 50},
-            "icem": {"iterations": 3, "samples": 50, "elites": 5},
-            "gd": {"iterations": 10},
-        },
-        online_tasks=("obstacle",),
-        online_seeds=(0,),
-    ),
-}
+PAPER = Profile(
+    name="paper",
+    world_model=WorldModelConfig(),  # 64 px, depth 32, stoch 30, deter 200, hidden 200, reward 2x400
+    train=TrainConfig(steps=100_000, batch=50, length=50),
+    # the paper pre-collects 200K steps per task (App. "Offline training"): our mix of noisy
+    # oracle : random : greedy episodes (2 : 1 : 1) scaled to 200K steps of each task
+    data=_MIX.scaled_to(PAPER_STEPS, TASKS["obstacle"].t_tot),
+    task_data={name: _MIX.scaled_to(PAPER_STEPS, spec.t_tot) for name, spec in TASKS.items()},
+    # ~24 h per agent in the paper; 5000 prefill steps and 15 gradient steps per 150 env steps
+    online=OnlineConfig(seed_episodes=40, seed_hold=1, episodes=2000, initial_train_steps=5000,
+                        train_steps_per_episode=100, explore_noise=0.3, eval_every=50, eval_episodes=20),
+    eval_fraction=1.0,
+    planners={},  # every planner at its paper settings (App. B; the configs' defaults)
+    gpu=True,
+)
+"""The paper's and the authors' settings; the other profiles are written as differences from it."""
+
+QUICK = replace(
+    PAPER,
+    name="quick",
+    # depth 16, not 8: at depth 8 the decoder had not learned to draw Obstacle's 3-pixel agent
+    # after 3000 steps (reward correlation was 0.997 either way, but plans must decode visibly)
+    # free nats 1, not the paper's 3: with 3 the small model's transition ignored Push's actions
+    # (imagined arm went to the goal whatever the actions) and the Obstacle model was easy to
+    # exploit offline; with 1 the Push open-loop pixel error at steps 10-30 halved and offline
+    # Obstacle success on 20 starts rose from 1/5/8 to 9/20/19 (LatCo/CEM/GD; benchmarks/free_nats.py)
+    world_model=replace(PAPER.world_model, image_size=32, depth=16, stoch=16, deter=64, hidden=128,
+                        reward_hidden=128, free_nats=1.0),
+    # balance 0.5: half of each batch from windows that hold a success (no effect on Obstacle,
+    # whose reward is never positive). Reach, 60K steps, 20 offline starts: LatCo / CEM / GD
+    # succeeded 6 / 4 / 0 times with it, 3 / 0 / 0 without (benchmarks/data_scaling.py)
+    train=replace(PAPER.train, steps=3000, batch=16, length=32, checkpoint_every=250, balance=0.5),
+    data=DataConfig(episodes=100, noise=0.3, heldout=10,
+                    random_episodes=50, random_hold=5, greedy_episodes=50),
+    # Obstacle: the paper's 200K steps (3333 + 1667 + 1667 episodes of 30 steps; collection
+    # ~3 min on 2 cores). First 20 offline starts, LatCo / CEM / GD successes at 6K, 60K, 200K
+    # steps: 3/20/19, 7/17/19, 7/11/16 (benchmarks/data_scaling.py): at 3000 training steps
+    # more data helps LatCo a little and the shooting planners not at all (README)
+    # Reach and Push: 60K steps (400 and 500 episodes; ~5 min each on 2 cores, render-bound)
+    task_data={"obstacle": replace(_MIX, heldout=10).scaled_to(PAPER_STEPS, TASKS["obstacle"].t_tot),
+               **{task: replace(_MIX, heldout=10).scaled_to(60_000, TASKS[task].t_tot)
+                  for task in ("reach", "push")}},
+    # Obstacle's model trains 3x longer: on 200K steps at 3000 x 16 x 32 windows each frame is
+    # seen ~8 times, and the under-trained model believed the straight line passes the wall
+    # (offline success LatCo / CEM / GD 0.21 / 0.50 / 0.79 over 100 starts, 2026-12-02); 9000
+    # steps show each frame ~25 times (the 60K-step data at 3000 steps: LatCo 20/20 with the
+    # authors' bound). ~35-45 min on one thread; README "Results" gives what it bought
+    task_train_steps={"obstacle": 9000},
+    online=OnlineConfig(seed_episodes=20, seed_hold=5, episodes=30, initial_train_steps=1500,
+                        train_steps_per_episode=50, explore_noise=0.3, eval_every=10, eval_episodes=10),
+    eval_fraction=1.0,  # the paper's counts: 100 Obstacle, 20 Reach and Push episodes
+    # Budgets chosen for about equal wall time per plan on the quick model (measured on 2 CPU
+    # cores, Obstacle, H = 30): LatCo at paper settings 2.5 s; CEM 30 x 1000 samples 3.4 s
+    # (paper settings, 100 x 10 000: 148 s); GD 100 Adam steps 2.6 s (paper's 500: 14.8 s).
+    # LatCo: 4 plans x 50 LM iterations in one batch, about the time of 1 x 200 (measured 2.9
+    # against 2.7 s per plan, Obstacle). One plan's return depends on its initialization: on 10
+    # held-out Obstacle starts seed 0 ends at -27.7, seeds 1-3 at -15.9 to -17.7; 4 x 50 gives
+    # -17.4 (seed 0) to -16.5 from every seed (paper-setting CEM: -15.5; planner_quality.py)
+    planners={
+        "latco": {"n_plans": 4, "iterations": 50},
+        "cem": {"iterations": 30, "samples": 1000, "elites": 100},
+        "mppi": {"iterations": 30, "samples": 1000},
+        "gd": {"iterations": 100},
+        "latco-first-order": {"iterations": 400},
+    },
+    # online training on Obstacle only, one seed: each run is ~15 min on 2 cores
+    online_tasks=("obstacle",),
+    online_seeds=(0,),
+    gpu=False,
+    timing=replace(PAPER.timing, budget_s=20.0, compare_paper=True),
+)
+"""The default: the whole paper rebuilt on a 2-core CPU, same code paths, smaller budgets."""
+
+SMOKE = replace(
+    QUICK,
+    name="smoke",
+    world_model=replace(QUICK.world_model, depth=4, stoch=4, deter=8, hidden=16, reward_hidden=16,
+                        free_nats=3.0),
+    train=TrainConfig(steps=10, batch=4, length=8, checkpoint_every=5, log_every=5),
+    data=DataConfig(episodes=3, noise=0.3, heldout=2, random_episodes=1, random_hold=5, greedy_episodes=1),
+    task_data={},
+    task_train_steps={},
+    online=OnlineConfig(seed_episodes=2, seed_hold=5, episodes=2, initial_train_steps=4,
+                        train_steps_per_episode=2, explore_noise=0.3, eval_every=1, eval_episodes=1),
+    eval_fraction=0.02,
+    planners={
+        "latco": {"iterations": 10},
+        "latco-no-relax": {"iterations": 10},
+        "latco-first-order": {"iterations": 10},
+        "cem": {"iterations": 3, "samples": 50, "elites": 5},
+        "mppi": {"iterations": 3, "samples": 50},
+        "icem": {"iterations": 3, "samples": 50, "elites": 5},
+        "gd": {"iterations": 10},
+    },
+    figures_dir="results/smoke/figures",  # tests and CI never overwrite the committed figures
+    timing=TimingConfig(budget_s=1.0, compare_paper=False, paper_sized_model=False, horizons=(5, 10),
+                        repeats=1),
+)
+"""Seconds per notebook: what tests and CI run."""
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, QUICK, SMOKE)}
 
 DEFAULT_PROFILE = "quick"
 

@@ -86,10 +86,12 @@ class Episode:
         return bool(self.success.any())
 
 
-def rollout(env: Any, policy: Policy, seed: int) -> Episode:
-    """Run `policy` in `env` from `reset(seed=seed)` until the episode ends.
+def rollout(env: Any, policy: Policy, seed: int, max_steps: int | None = None) -> Episode:
+    """Run `policy` in `env` from `reset(seed=seed)` until the episode ends (or `max_steps`).
 
-    If the policy has `reset(seed)` it is called first (e.g. to reseed action noise).
+    If the policy has `reset(seed)` it is called first (e.g. to reseed action noise). The one
+    environment loop of the package: data collection, MPC (`latco.agent.MPCPolicy`) and the
+    oracles' success rates all run through it.
     """
     if hasattr(policy, "reset"):
         policy.reset(seed)
@@ -97,7 +99,7 @@ def rollout(env: Any, policy: Policy, seed: int) -> Episode:
     images, states = [obs], [info["state"]]
     actions, rewards, success = [], [], []
     done = False
-    while not done:
+    while not done and (max_steps is None or len(actions) < max_steps):
         action = np.asarray(policy(obs, info), dtype=np.float32)
         obs, reward, terminated, truncated, info = env.step(action)
         images.append(obs)

@@ -8,6 +8,7 @@ with ROC-AUC ≥ 0.9.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -190,3 +191,42 @@ def imagined_reward_calibration(
         "true_return": true_return,
         "gap": true_return - predicted_return,
     }
+
+
+@dataclass(frozen=True)
+class RewardGrid:
+    """The Push reward head over puck positions on the table (Fig. 8), beside the true success."""
+
+    xs: np.ndarray
+    """(G,) puck x positions (m)."""
+    ys: np.ndarray
+    """(G,) puck y positions (m)."""
+    predicted: np.ndarray
+    """(G, G) reward head on the filtered feature of each image, rows over ``ys``."""
+    true: np.ndarray
+    """(G, G) 1 where Meta-World's success rule holds for that puck position, else 0."""
+    goal: np.ndarray
+    """(2,) the goal's table position."""
+
+
+@torch.no_grad()
+def reward_over_puck_positions(model: RSSM, grid: int = 9, seed: int = 0) -> RewardGrid:
+    """Place the puck at ``grid`` x ``grid`` table positions (hand where episode ``seed`` starts),
+    render each, and score it with the reward head (one batched encoding) and with the env's rule."""
+    from latco import envs
+
+    env = envs.make_env("push", seed=seed, image_size=model.cfg.image_size).unwrapped
+    try:
+        env.reset(seed=seed)
+        xs, ys = np.linspace(-0.2, 0.4, grid), np.linspace(0.55, 0.9, grid)
+        images, true = [], []
+        for y in ys:
+            for x in xs:
+                images.append(env.place_puck(np.array([x, y])))
+                true.append(float(env.success_now()))
+        goal = env.goal[:2].copy()
+    finally:
+        env.close()
+    features = model.initial_feature(torch.as_tensor(np.stack(images), device=model.device))
+    predicted = model.reward(features).cpu().numpy().reshape(grid, grid)
+    return RewardGrid(xs, ys, predicted, np.array(true).reshape(grid, grid), goal)

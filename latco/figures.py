@@ -65,7 +65,7 @@ def online_curves(runs: Mapping[tuple[str, str, int], pd.DataFrame], title: str 
     """Success rate against planner episodes collected, one panel per task and one line per
     planner (mean over seeds; shaded ± standard error where there are several seeds).
 
-    ``runs`` maps (task, planner, seed) to ``latco.experiments.online_evaluations`` tables.
+    ``runs`` maps (task, planner, seed) to ``latco.online.online_evaluations`` tables.
     """
     tasks = sorted({task for task, _, _ in runs})
     fig = Figure(figsize=(3.6 * max(len(tasks), 1) + 0.6, 3))

@@ -2,7 +2,7 @@
 
 One layout for the notebooks, the Snakefile and the tests (``results`` = ``results/<profile>``):
 
-    results/<profile>/data/<task>/                      offline data (experiments.oracle_data)
+    results/<profile>/data/<task>/                      offline data (recipe.oracle_data)
     results/<profile>/models/<task>/                    offline world model (checkpoint.pt, metrics.csv)
     results/<profile>/offline/<task>/<planner>/         offline evaluation (rows.jsonl, episodes/, plans/)
     results/<profile>/online/<task>/<planner>/seed<k>/  online run (episodes/, model/, eval_*/)
@@ -28,8 +28,11 @@ def results_dir(profile: str, root: PathLike | None = None) -> Path:
 
 
 def figures_dir(profile: str) -> Path:
-    """Committed ``figures/`` for quick and paper; smoke figures stay under ``results/smoke/figures``."""
-    return RESULTS / "smoke" / "figures" if profile == "smoke" else FIGURES
+    """The profile's figures directory (``Profile.figures_dir``): the committed ``figures/`` for quick
+    and paper, ``results/smoke/figures`` for smoke."""
+    from latco.config import get_profile  # config imports the model; keep paths import-light
+
+    return ROOT / get_profile(profile).figures_dir
 
 
 def data_dir(results: PathLike, task: str) -> Path:

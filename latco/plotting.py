@@ -118,9 +118,31 @@ def save_table(table: pd.DataFrame, stem: str | os.PathLike, profile: str) -> tu
     table.assign(**provenance_fields(profile)).to_csv(tmp, index=False)
     os.replace(tmp, csv)
     tmp = md.with_name(f".{md.name}.tmp")
-    tmp.write_text(table.to_markdown(index=False) + f"\n\n_{line}_\n")
+    tmp.write_text(markdown_table(table) + f"\n\n_{line}_\n")
     os.replace(tmp, md)
     return csv, md
+
+
+EXTRAPOLATED = " extrapolated"
+"""A boolean column ``"<col> extrapolated"`` marks which cells of ``<col>`` were extrapolated."""
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 3) -> str:
+    """``table`` as Markdown for people: floats to ``digits`` significant digits, and each column
+    with a boolean ``"<col> extrapolated"`` partner shown with a * on its extrapolated cells (the
+    partner dropped, a footnote added). The CSV keeps every digit and column."""
+    shown = table.copy()
+    flagged = [c for c in table.columns if c.endswith(EXTRAPOLATED) and c[: -len(EXTRAPOLATED)] in table]
+    for column in shown.columns:
+        if column in flagged or not pd.api.types.is_float_dtype(shown[column]):
+            continue
+        marks = table[column + EXTRAPOLATED] if column + EXTRAPOLATED in flagged else None
+        shown[column] = [f"{v:.{digits}g}" + ("*" if marks is not None and bool(marks.iloc[i]) else "")
+                         for i, v in enumerate(table[column])]
+    text = shown.drop(columns=flagged).to_markdown(index=False, disable_numparse=True)
+    if flagged:
+        text += "\n\n\\* extrapolated: timed over fewer iterations and scaled linearly"
+    return text
 
 
 # ------------------------------------------------------------------------------ world model

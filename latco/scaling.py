@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latco import diagnostics, envs, experiments
+from latco import diagnostics, envs, offline, recipe
 from latco.agent import evaluate
 from latco.config import DataConfig, Profile, make_profile_planner
 from latco.train import CHECKPOINT, load_checkpoint
@@ -96,18 +96,18 @@ def scaling_run(
                    train=replace(train, balance=balance, reward_scale=reward_scale))
     task_dir = Path(root) / task
     run_dir = task_dir / run_name(steps, balance, reward_scale, train_steps)
-    episodes = experiments.oracle_data(task, prof, task_dir / "data", seed, workers=workers)
+    episodes = recipe.oracle_data(task, prof, task_dir / "data", seed, workers=workers)
     if train_steps is not None:
         _start_from_shorter_run(task_dir, run_name(steps, balance, reward_scale), train.steps,
                                 train_steps, run_dir / "model")
-    model = experiments.world_model_for_task(task, prof, episodes["train"], run_dir / "model", seed=seed)
+    model = offline.world_model_for_task(task, prof, episodes["train"], run_dir / "model", seed=seed)
     quality = diagnostics.reward_quality(model, episodes["heldout"])
     imagined = diagnostics.imagined_reward_calibration(model, episodes["heldout"])
     (run_dir / "diagnostics.json").write_text(json.dumps({**quality, **imagined}, indent=1))
     rows = []
     for planner in planners:
         table = evaluate(model, make_profile_planner(prof, planner), task, starts,
-                         seed=experiments.OFFLINE_EVAL_SEED, out_dir=run_dir / f"offline_{planner}")
+                         seed=offline.OFFLINE_EVAL_SEED, out_dir=run_dir / f"offline_{planner}")
         rows.append({
             "task": task, "steps": sum(len(e) for e in episodes["train"]), "balance": balance,
             "reward_scale": reward_scale, "train_steps": prof.train_for(task).steps,

@@ -87,7 +87,7 @@ def predicted_vs_achieved(rows: Mapping[tuple[str, str], pd.DataFrame]) -> pd.Da
 
 def online_table(runs: Mapping[tuple[str, str, int], pd.DataFrame]) -> pd.DataFrame:
     """Table 1: per (task, planner), the first and the last evaluation of each seed's online run
-    (``latco.experiments.online_evaluations``), mean ± s.e. over seeds, and the number of runs."""
+    (``latco.online.online_evaluations``), mean ± s.e. over seeds, and the number of runs."""
     grouped: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for (task, planner, _seed), evals in runs.items():
         if len(evals):

@@ -92,7 +92,7 @@ def test_evaluate_resumes_without_redoing_episodes(model, tmp_path):
 
 
 def test_random_policy_holds_each_action():
-    from latco.experiments import RandomPolicy
+    from latco.envs.oracle import RandomPolicy
 
     policy = RandomPolicy(3, hold=4)
     policy.reset(0)

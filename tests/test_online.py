@@ -11,16 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from latco.analyses import cross_evaluation
 from latco.config import get_profile
 from latco.data import load_episodes
-from latco.experiments import cross_evaluation
 from latco.train import CHECKPOINT, load_checkpoint
 
 RUN = textwrap.dedent(
     """
     import dataclasses, sys
     from latco.config import get_profile
-    from latco.experiments import online_training
+    from latco.online import online_training
 
     smoke = get_profile("smoke")
     profile = dataclasses.replace(smoke, online=dataclasses.replace(

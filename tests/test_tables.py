@@ -40,13 +40,12 @@ def test_online_table_takes_first_and_last_evaluation_per_seed():
 
 
 def test_obstacle_passages_counts_each_way_round_the_wall(tmp_path):
-    import json
 
     import pytest
 
-    from latco import paths
+    from latco import paths, records
+    from latco.analyses import obstacle_passages
     from latco.data import Episode, save_episode
-    from latco.experiments import obstacle_passages
 
     ys = np.linspace(0, 1, 6)[:, None]
     ways = {  # agent paths (x, y): pressed against the wall at y = -0.3; over the top; under it
@@ -62,13 +61,13 @@ def test_obstacle_passages_counts_each_way_round_the_wall(tmp_path):
                      state={"agent": agent}, task="obstacle")
         path = save_episode(folder / "episodes" / f"ep_{i:06d}.npz", ep)
         rows.append({"episode": i, "success": way != "blocked", "episode_file": f"elsewhere/{path.name}"})
-    (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    records.write_table(folder / records.FINISHED, pd.DataFrame(rows))
     table = obstacle_passages(tmp_path, ["latco"]).iloc[0]
     assert (table["episodes"], table["success"]) == (4, 0.75)
     counts = (table["above"], table["below"], table["blocked"])
     assert counts == ("2 (2 solved)", "1 (1 solved)", "1 (0 solved)")
     assert table["lowest y (blocked)"] == pytest.approx(-0.3)
-    with pytest.raises(FileNotFoundError, match="no offline Obstacle episodes of 'cem'"):
+    with pytest.raises(FileNotFoundError, match="rule `offline`"):
         obstacle_passages(tmp_path, ["cem"])
 
 
@@ -87,3 +86,16 @@ def test_bootstrap_interval_agrees_with_scipy():
         assert 0 <= low <= successes.mean() <= high <= 1
     assert bootstrap_ci(np.ones(20)) == (1.0, 1.0)  # all succeed: no spread, unlike mean ± s.e.
     assert fmt_ci([]) == "n/a" and fmt_ci([0.0, 1.0, 1.0, 1.0]).startswith("[")
+
+
+def test_markdown_tables_round_and_star_extrapolated_cells():
+    from latco.plotting import markdown_table
+
+    table = pd.DataFrame({"planner": ["latco", "cem"], "seconds": [1.871834, 101.72931],
+                          "seconds extrapolated": [False, True], "runs": [3, 3]})
+    text = markdown_table(table)
+    lines = text.splitlines()
+    assert "extrapolated" not in lines[0] and "True" not in text and "False" not in text
+    assert "| 1.87 " in text and "| 102* " in text and "| 3 " in text
+    assert lines[-1].startswith("\\* extrapolated")
+    assert markdown_table(table.drop(columns=["seconds extrapolated"])).count("*") == 0

@@ -18,12 +18,10 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--nolock"]  # --nolock: a user'
 
 
 def targets(profile: str) -> list[str]:
-    """Every figure and table file `all` asks for (from the Snakefile's FIGURES)."""
-    namespace: dict = {}
-    source = (ROOT / "Snakefile").read_text()
-    start = source.index("FIGURES = {")
-    exec(source[start:source.index("}\n", start) + 2], namespace)  # the literal dict only
-    return [f for files in namespace["FIGURES"].values() for f in files]
+    """Every figure and table file `all` asks for (the manifest the Snakefile reads)."""
+    from latco import manifest
+
+    return manifest.all_files()
 
 
 def dry_run(*args: str) -> str:
@@ -81,6 +79,14 @@ def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
     assert not list(tmp_path.rglob(".*.tmp*"))  # no half-written file left behind
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # results are the rules' outputs: deleting one offline table re-plans that evaluation and what
+    # reads it (the tables), nothing else
+    (tmp_path / "smoke" / "offline" / "obstacle" / "gd" / "table.csv").unlink()
+    plan = dry_run("all", "--config", "profile=smoke", f"results_root={tmp_path}", f"figures_dir={figures}")
+    jobs = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert jobs == {"offline": 1, "tables": 1, "all": 1, "total": 3}, plan[-1500:]
+    assert "03_offline_obstacle_gd.ipynb" in plan
 
 
 @pytest.mark.parametrize("bad", ["profile=huge"])

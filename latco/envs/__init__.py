@@ -20,7 +20,7 @@ import gymnasium
 from gymnasium.wrappers import TimeLimit
 
 from latco.envs import gl  # noqa: F401  (sets MUJOCO_GL before anything imports mujoco)
-from latco.envs.oracle import Greedy, Oracle, Policy, greedy, oracle, oracle_success
+from latco.envs.oracle import Greedy, Oracle, Policy, RandomPolicy, greedy, oracle, oracle_success
 from latco.envs.tasks import TASKS, TaskSpec, task_spec
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Greedy",
     "Oracle",
     "Policy",
+    "RandomPolicy",
     "TaskSpec",
     "greedy",
     "make_env",

@@ -119,20 +119,36 @@ def oracle_success(task: str, episodes: int = 10, noise: float = 0.0, seed: int 
     Episode i starts from `reset(seed=seed + i)` and runs the full T_tot steps; nothing is
     rendered (the oracle does not look at images), so this takes seconds.
     """
+    from latco.data import rollout
     from latco.envs import make_env
 
     env = make_env(task, seed=seed, render=False)
     policy = oracle(task, noise)
-    results = np.zeros(episodes, dtype=bool)
     try:
-        for i in range(episodes):
-            policy.reset(seed + i)
-            obs, info = env.reset(seed=seed + i)
-            done = False
-            while not done:
-                obs, _, terminated, truncated, info = env.step(policy(obs, info))
-                results[i] |= info["success"]
-                done = terminated or truncated
+        return np.array([rollout(env, policy, seed + i).succeeded for i in range(episodes)], dtype=bool)
     finally:
         env.close()
-    return results
+
+
+class RandomPolicy:
+    """Uniformly random actions in [-1, 1]^A, each held for ``hold`` steps.
+
+    Holding makes the agent travel (Obstacle's actions are target positions: a new target every
+    step only jitters it near the start), so the data shows what blocks it, e.g. the wall.
+    """
+
+    def __init__(self, action_size: int, hold: int = 1) -> None:
+        if hold < 1:
+            raise ValueError(f"hold must be >= 1 step, got {hold}")
+        self.action_size, self.hold = action_size, hold
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._steps, self._action = 0, np.zeros(self.action_size, np.float32)
+
+    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        if self._steps % self.hold == 0:
+            self._action = self._rng.uniform(-1, 1, self.action_size).astype(np.float32)
+        self._steps += 1
+        return self._action.copy()

@@ -196,6 +196,12 @@ class SawyerEnv(LatcoEnv):
         mujoco.mj_forward(self.model, self.data)
         return self._observe()
 
+    def success_now(self) -> bool:
+        """Meta-World's own success rule evaluated on the current state (e.g. after ``place_puck``)."""
+        env = self.metaworld_env
+        _, info = env.evaluate_state(env._get_obs(), np.zeros(self.task.action_size, np.float32))
+        return bool(info["success"])
+
     def close(self) -> None:
         super().close()
         self.metaworld_env.close()

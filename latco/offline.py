@@ -1,0 +1,94 @@
+"""The offline experiment (paper App. "Offline training", Tables 2 and 3): one world model per task,
+trained on the fixed offline data, then every planner evaluated on it from the same start states.
+
+Each step is resumable and marks its result finished (``latco.results``):
+
+    model = offline_model("obstacle", get_profile("quick"), "results/quick")
+    table = offline_evaluation("obstacle", "latco", get_profile("quick"), model, out_dir)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from latco import data, envs, paths
+from latco.agent import evaluate
+from latco.config import Profile, eval_episodes, make_profile_planner, world_model_config
+from latco.model import RSSM
+from latco.recipe import oracle_data
+from latco.replay import Replay
+from latco.results import MODEL_DONE, write_marker
+from latco.train import train_world_model
+
+
+def world_model_for_task(
+    task: str,
+    profile: Profile,
+    episodes: list[data.Episode],
+    run_dir: str | os.PathLike,
+    seed: int = 0,
+    steps: int | None = None,
+    device: str | None = None,
+) -> RSSM:
+    """Train (or resume) the profile's world model for ``task`` on ``episodes``."""
+    cfg = world_model_config(profile, envs.task_spec(task).action_size)
+    train_cfg = profile.train_for(task)
+    train_cfg = replace(train_cfg, seed=seed, steps=steps if steps is not None else train_cfg.steps)
+    # windows cannot be longer than the shortest episode (Obstacle has 31 images)
+    length = min(train_cfg.length, min(len(e.images) for e in episodes))
+    replay = Replay(episodes, length=length, seed=seed, balance=train_cfg.balance)
+    model = train_world_model(cfg, replay, run_dir, train_cfg, device=device)
+    write_marker(Path(run_dir) / MODEL_DONE,
+                 {"steps": train_cfg.steps, "episodes": len(episodes),
+                  "env_steps": sum(len(e) for e in episodes)})
+    return model
+
+
+OFFLINE_EVAL_SEED = 3_000_000
+"""Evaluation episodes of the offline experiment start from these seeds, the same for every planner."""
+
+
+def offline_evaluation(
+    task: str,
+    planner: str,
+    profile: Profile,
+    model: RSSM,
+    out_dir: str | os.PathLike,
+    **planner_overrides: object,
+) -> pd.DataFrame:
+    """Table 2: evaluate ``planner`` with the world model trained offline (``offline_model``).
+
+    Every planner sees the same model and the same start states; resumable through ``out_dir``,
+    which gets ``table.csv`` when every episode has run (``latco.records``).
+    """
+    episodes = eval_episodes(profile, envs.task_spec(task).eval_episodes)
+    agent = make_profile_planner(profile, planner, **planner_overrides)
+    return evaluate(model, agent, task, episodes, seed=OFFLINE_EVAL_SEED, out_dir=out_dir)
+
+
+def offline_model(task: str, profile: Profile, results: str | os.PathLike, seed: int = 0,
+                  device: str | None = None) -> RSSM:
+    """The offline world model of ``task`` under ``results`` (``latco.paths`` layout), made if missing.
+
+    Collects the profile's data and trains (or resumes) the model; existing episodes are reused and
+    a finished model is only loaded.
+    """
+    model_path = paths.model_dir(results, task)
+    episodes = oracle_data(task, profile, paths.data_dir(results, task), seed)
+    return world_model_for_task(task, profile, episodes["train"], model_path, seed=seed, device=device)
+
+
+def offline_run(task: str, planner: str, profile: Profile, results: str | os.PathLike, seed: int = 0,
+                device: str | None = None, **planner_overrides: object) -> pd.DataFrame:
+    """Offline experiment for one (task, planner) under ``results``, every missing piece made first.
+
+    Data, model and evaluation are all resumable, so this is cheap when they exist (Snakemake) and
+    self-sufficient when they do not (a notebook run on its own).
+    """
+    model = offline_model(task, profile, results, seed, device)
+    return offline_evaluation(task, planner, profile, model, paths.offline_dir(results, task, planner),
+                              **planner_overrides)

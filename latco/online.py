@@ -1,0 +1,108 @@
+"""The online experiment (paper Algorithm 1, Table 1): seed data, then repeat {act with the planner
+plus exploration noise; train the world model on everything collected}, evaluating as it goes.
+
+A run lives in one directory and resumes after a kill with no episode lost or collected twice; it
+writes ``evaluations.csv`` at its end (``latco.results``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm  # text bars: notebooks run headless through papermill (no ipywidgets)
+
+from latco import data, envs, records
+from latco.agent import evaluate, run_episode
+from latco.config import Profile, make_profile_planner, world_model_config
+from latco.envs.oracle import RandomPolicy
+from latco.model import RSSM
+from latco.replay import Replay
+from latco.results import ONLINE_DONE
+from latco.train import train_world_model
+
+ONLINE_EVAL_SEED = 2_000_000
+"""Evaluation episodes of online runs start from these seeds, the same for every planner."""
+
+
+def online_training(
+    task: str,
+    planner: str,
+    profile: Profile,
+    run_dir: str | os.PathLike,
+    seed: int = 0,
+    device: str | None = None,
+    **planner_overrides: object,
+) -> pd.DataFrame:
+    """Algorithm 1: seed data, then repeat {act with the planner + noise; train the model}.
+
+    Everything lives in ``run_dir``: ``episodes/`` (seed episodes first, then one per
+    iteration, each saved before the model trains on it), ``model/`` (checkpoint and metrics),
+    ``eval_<k>/`` per evaluation and ``evaluations.csv``. A killed run resumes from the episodes
+    on disk and the last checkpoint; no episode is lost or collected twice.
+    Returns the evaluation table (one row per evaluation: episodes collected, success rate, …).
+    """
+    cfg, run_dir = profile.online, Path(run_dir)
+    spec = envs.task_spec(task)
+    size = profile.world_model.image_size
+    episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
+    seed_policy = RandomPolicy(spec.action_size, cfg.seed_hold)
+    data.collect(task, seed_policy, cfg.seed_episodes, episodes_dir, seed, size)
+    episodes = data.load_episodes(episodes_dir)
+    model_cfg = world_model_config(profile, spec.action_size)
+    length = min(profile.train.length, spec.t_tot + 1)
+    replay = Replay(episodes, length=length, seed=seed, balance=profile.train.balance)
+
+    def train(total_steps: int) -> RSSM:
+        train_cfg = replace(profile.train, steps=total_steps, seed=seed)
+        return train_world_model(model_cfg, replay, model_dir, train_cfg, device=device, progress=False)
+
+    agent = make_profile_planner(profile, planner, **planner_overrides)
+
+    def evaluate_if_due(collected: int, model: RSSM) -> None:
+        """Evaluate before the first planner episode (the seed-data model), after every
+        eval_every-th episode, and at the end (resumes a half-finished evaluation)."""
+        if collected % cfg.eval_every == 0 or collected == cfg.episodes:
+            evaluate(model, agent, task, cfg.eval_episodes, seed=ONLINE_EVAL_SEED,
+                     out_dir=run_dir / f"eval_{collected:04d}", progress=False)
+
+    # Each iteration k: collect episode k (saved at once) -> train -> evaluate if due. After a
+    # crash, the episodes on disk say how far the run got; training and evaluation resume.
+    done = max(len(episodes) - cfg.seed_episodes, 0)
+    model = train(cfg.initial_train_steps + done * cfg.train_steps_per_episode)
+    evaluate_if_due(done, model)
+    env = envs.make_env(task, seed=seed, image_size=size)
+    try:
+        for k in tqdm(range(done, cfg.episodes), desc=f"online {task} {planner}", unit="ep",
+                      initial=done, total=cfg.episodes):
+            index = cfg.seed_episodes + k
+            result = run_episode(env, model, agent, seed=seed + index, explore_noise=cfg.explore_noise)
+            data.save_episode(data.episode_path(episodes_dir, index), result.episode)
+            replay.add(result.episode)
+            model = train(cfg.initial_train_steps + (k + 1) * cfg.train_steps_per_episode)
+            evaluate_if_due(k + 1, model)
+    finally:
+        env.close()
+    table = online_evaluations(run_dir)
+    records.write_table(run_dir / ONLINE_DONE, table)
+    return table
+
+
+def online_evaluations(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per finished evaluation of an online run: episodes collected, success, return."""
+    rows = []
+    for folder in sorted(Path(run_dir).glob("eval_*")):
+        finished = folder / records.FINISHED
+        if not finished.exists():  # an evaluation a crash interrupted (it resumes with the run)
+            continue
+        table = pd.read_csv(finished)
+        rows.append({
+            "episodes_collected": int(folder.name.split("_")[1]),
+            "success": table["success"].mean(),
+            "return": table["return"].mean(),
+            "final_distance": table["final_distance"].mean(),
+            "eval_episodes": len(table),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,44 @@
+"""Every result of a profile in one process: ``python -m latco.produce --profile smoke``.
+
+The Snakefile makes the same files job by job through notebooks 01-04; this is the short way for
+the smoke profile (``make test`` runs it before notebooks 10-14, which only read results).
+"""
+
+from __future__ import annotations
+
+import os
+
+from latco import envs, paths
+from latco.config import Profile
+from latco.offline import offline_run
+from latco.online import online_training
+
+
+def produce_results(profile: Profile, results: str | os.PathLike, seed: int = 0) -> None:
+    """Every result of the profile's grid that figures and tables read, in this process: offline
+    data, models and evaluations of every (task, planner), and every online run. Resumable.
+
+    The Snakefile makes the same files job by job, each through its notebook (01-04); this is the
+    short way for the smoke profile (``make test`` runs it before the notebooks 10-14 read them).
+    """
+    for task in envs.TASKS:
+        for planner in profile.offline_planners:
+            offline_run(task, planner, profile, results, seed)
+    for task in profile.online_tasks:
+        for planner in profile.online_planners:
+            for run_seed in profile.online_seeds:
+                online_training(task, planner, profile, paths.online_dir(results, task, planner, run_seed),
+                                seed=run_seed)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from latco.config import get_profile
+
+    parser = argparse.ArgumentParser(description="Make every result of a profile (see produce_results).")
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--results", default=None, help="default: results/<profile>")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    produce_results(get_profile(args.profile), args.results or paths.results_dir(args.profile), args.seed)

@@ -1,0 +1,68 @@
+"""The offline data recipe (paper App. "Offline training"): noisy-oracle episodes, plus random-action
+and greedy episodes so the model also sees failures, plus held-out oracle episodes.
+
+Every split is collected resumably (``latco.data.collect``), and the data directory gets
+``episodes.json`` when all are on disk (``latco.results``):
+
+    episodes = oracle_data("obstacle", get_profile("quick"), "results/quick/data/obstacle")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from latco import data, envs
+from latco.config import Profile
+from latco.envs.oracle import RandomPolicy
+from latco.results import DATA_DONE, write_marker
+
+HELDOUT_SEED_OFFSET = 1_000_000
+"""Held-out episodes use seeds far from the training ones, so no start state is shared."""
+
+RANDOM_SEED_OFFSET = 4_000_000
+"""Random-action episodes of the offline data use these seeds."""
+
+GREEDY_SEED_OFFSET = 5_000_000
+"""Greedy (straight-to-the-goal) episodes of the offline data use these seeds."""
+
+
+def oracle_data(
+    task: str, profile: Profile, data_dir: str | os.PathLike, seed: int = 0, workers: int = 1
+) -> dict[str, list[data.Episode]]:
+    """Offline data for ``task`` at the profile's size: ``train`` and ``heldout`` episode lists.
+
+    ``train`` = noisy-oracle episodes (``data_dir/train``) plus random-action ones
+    (``data_dir/random``) and noisy straight-to-the-goal ones (``data_dir/greedy``), so the model
+    also sees failures; ``heldout`` = noisy-oracle episodes with other seeds (``data_dir/heldout``).
+    Existing episodes are reused; ``workers`` processes collect side by side (``data.collect``).
+    """
+    data_dir = Path(data_dir)
+    size = profile.world_model.image_size
+    action_size = envs.task_spec(task).action_size
+    cfg = profile.data_for(task)
+    noisy_oracle = envs.oracle(task, noise=cfg.noise)
+    splits = {
+        "train": (noisy_oracle, cfg.episodes, seed),
+        "random": (
+            RandomPolicy(action_size, hold=cfg.random_hold),
+            cfg.random_episodes,
+            seed + RANDOM_SEED_OFFSET,
+        ),
+        "greedy": (
+            envs.greedy(task, noise=cfg.noise),
+            cfg.greedy_episodes,
+            seed + GREEDY_SEED_OFFSET,
+        ),
+        "heldout": (noisy_oracle, cfg.heldout, seed + HELDOUT_SEED_OFFSET),
+    }
+    out = {}
+    for split, (policy, count, split_seed) in splits.items():
+        if count == 0:
+            out[split] = []
+            continue
+        data.collect(task, policy, count, data_dir / split, seed=split_seed, image_size=size,
+                     workers=workers)
+        out[split] = data.load_episodes(data_dir / split)[:count]
+    write_marker(data_dir / DATA_DONE, {split: len(eps) for split, eps in out.items()})
+    return {"train": out["train"] + out["random"] + out["greedy"], "heldout": out["heldout"]}

@@ -1,0 +1,123 @@
+"""What an evaluation leaves on disk, and how it is read back: one module owns each file format.
+
+An evaluation folder (offline: ``results/<profile>/offline/<task>/<planner>/``; online:
+``.../online/<task>/<planner>/seed<k>/eval_<n>/``) holds
+
+    rows.jsonl          one JSON row per finished episode, appended as episodes finish (resume)
+    episodes/ep_*.npz   the executed episodes (``latco.data``)
+    plans/plans_*.npz   every plan of an episode: planned features, actions, optimizer traces
+    table.csv           all rows, written once the last episode has finished (``FINISHED``)
+
+Everything is written atomically (temporary name, then rename), so a crash leaves either the old
+file or the new one. ``latco.agent.evaluate`` writes through ``EvaluationLog``; ``latco.results``
+reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FINISHED = "table.csv"
+"""The file an evaluation folder gets when every episode has finished: its rows, in order."""
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """One re-planning of a saved episode, as written by ``save_plans``."""
+
+    step: int
+    """Environment step at which the plan was made."""
+    features: np.ndarray
+    """(H + 1, F) the planned features, z_1 first (``Plan.features``)."""
+    actions: np.ndarray
+    """(H, A) the planned actions."""
+    trace: dict[str, np.ndarray]
+    """Per-iteration optimizer records (``Plan.trace``)."""
+
+
+def write_atomic(path: Path, write) -> Path:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def write_table(path: str | os.PathLike, table: pd.DataFrame) -> Path:
+    """``table`` as CSV at ``path``, atomically."""
+    return write_atomic(Path(path), lambda tmp: table.to_csv(tmp, index=False))
+
+
+def save_plans(path: str | os.PathLike, steps: Sequence[int], plans: Sequence) -> Path:
+    """The plans of an episode (``latco.planners.Plan``, made at env ``steps``) as one .npz."""
+    arrays: dict[str, np.ndarray] = {"steps": np.asarray(steps, dtype=np.int64)}
+    for i, plan in enumerate(plans):
+        arrays[f"{i}_features"] = plan.features.cpu().numpy()
+        arrays[f"{i}_actions"] = plan.actions.cpu().numpy()
+        for key, value in plan.trace.items():
+            arrays[f"{i}_trace_{key}"] = np.asarray(value)
+    return write_atomic(Path(path), lambda tmp: np.savez_compressed(tmp, **arrays))
+
+
+def load_plans(path: str | os.PathLike) -> list[SavedPlan]:
+    """The plans ``save_plans`` wrote, in the order they were made."""
+    with np.load(path, allow_pickle=False) as npz:
+        steps = npz["steps"]
+        out = []
+        for i, step in enumerate(steps):
+            prefix = f"{i}_trace_"
+            trace = {k[len(prefix):]: npz[k] for k in npz.files if k.startswith(prefix)}
+            out.append(SavedPlan(int(step), npz[f"{i}_features"], npz[f"{i}_actions"], trace))
+    return out
+
+
+class EvaluationLog:
+    """The files of one evaluation folder, written episode by episode (see the module docstring)."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.rows_path = self.folder / "rows.jsonl"
+
+    def finished_rows(self) -> dict[int, dict]:
+        """Rows of the finished episodes by index; a last line cut short by a crash is dropped
+        (that episode runs again)."""
+        if not self.rows_path.exists():
+            return {}
+        text = self.rows_path.read_text()
+        complete, _, partial = text.rpartition("\n")
+        if partial:
+            write_atomic(self.rows_path, lambda tmp: tmp.write_text(complete + "\n" if complete else ""))
+        rows = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        return {row["episode"]: row for row in rows}
+
+    def episode_path(self, index: int) -> Path:
+        from latco.data import episode_path
+
+        return episode_path(self.folder / "episodes", index)
+
+    def plans_path(self, index: int) -> Path:
+        return self.folder / "plans" / f"plans_{index:06d}.npz"
+
+    def save(self, row: dict, episode, steps: Sequence[int], plans: Sequence) -> dict:
+        """Save episode ``row['episode']`` and its plans, then append ``row`` (with their paths)."""
+        from latco.data import save_episode
+
+        index = row["episode"]
+        row = {**row, "episode_file": str(save_episode(self.episode_path(index), episode)),
+               "plans_file": str(save_plans(self.plans_path(index), steps, plans))}
+        with self.rows_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
+    def finish(self, table: pd.DataFrame) -> Path:
+        """Mark the evaluation finished: every row in ``table.csv``."""
+        return write_table(self.folder / FINISHED, table)

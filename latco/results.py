@@ -1,0 +1,161 @@
+"""Results are read, not recomputed: typed readers of what the workflow's producers wrote.
+
+The producers (``latco.experiments``, run by notebooks 01-04 under the Snakefile) write into
+``results/<profile>/`` (layout: ``latco.paths``) and mark each result finished with one file:
+
+    data/<task>/episodes.json                     the offline data is collected
+    models/<task>/trained.json                    the offline world model has trained its steps
+    offline/<task>/<planner>/table.csv            every offline evaluation episode has run
+    online/<task>/<planner>/seed<k>/evaluations.csv   the online run has collected all episodes
+
+Those files are the Snakefile's outputs, so ``snakemake -n`` after deleting one re-runs only that
+job and what depends on it. Figures and tables (notebooks 10-14) only read, through the functions
+below; a missing or unfinished result raises ``MissingResult`` naming the rule, the notebook and
+the command that make it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from latco import data, paths, records
+from latco.config import Profile
+from latco.model import RSSM
+
+DATA_DONE = "episodes.json"
+"""Written into ``data/<task>/`` by ``experiments.oracle_data`` once every split is collected."""
+MODEL_DONE = "trained.json"
+"""Written into a model directory by ``experiments.world_model_for_task`` once training is done."""
+ONLINE_DONE = "evaluations.csv"
+"""Written into an online run's directory by ``experiments.online_training`` at its end."""
+
+PRODUCERS = {
+    "data": ("data", "notebooks/01_data.ipynb"),
+    "model": ("world_model", "notebooks/02_world_model.ipynb"),
+    "offline": ("offline", "notebooks/03_offline_planning.ipynb"),
+    "online": ("online", "notebooks/04_online_training.ipynb"),
+}
+"""Kind of result -> (Snakefile rule, notebook) that makes it."""
+
+
+class MissingResult(FileNotFoundError):
+    """A result that a figure or table needs is not on disk (or not finished)."""
+
+    def __init__(self, kind: str, path: Path, detail: str = "") -> None:
+        rule, notebook = PRODUCERS[kind]
+        super().__init__(
+            f"{path} is missing{detail}: the {kind} result is made by the Snakefile rule `{rule}` "
+            f"({notebook}). Make it with `snakemake --cores 2 {path}` (or `make paper` for "
+            "everything)."
+        )
+        self.kind, self.path, self.rule, self.notebook = kind, path, rule, notebook
+
+
+def locate(profile: str, results: str | os.PathLike | None = None,
+           fig_dir: str | os.PathLike | None = None) -> tuple[Profile, Path, Path]:
+    """A notebook's set-up: the profile, its results directory (default ``results/<profile>``) and
+    its figures directory (default ``Profile.figures_dir``)."""
+    from latco.config import get_profile
+
+    return (get_profile(profile), Path(results) if results else paths.results_dir(profile),
+            Path(fig_dir) if fig_dir else paths.figures_dir(profile))
+
+
+def _finished(kind: str, path: Path) -> Path:
+    if not path.exists():
+        unfinished = " (the run started but has not finished)" if path.parent.exists() else ""
+        raise MissingResult(kind, path, unfinished)
+    return path
+
+
+def data_done(results: str | os.PathLike, task: str) -> Path:
+    return paths.data_dir(results, task) / DATA_DONE
+
+
+def model_done(results: str | os.PathLike, task: str) -> Path:
+    return paths.model_dir(results, task) / MODEL_DONE
+
+
+def offline_done(results: str | os.PathLike, task: str, planner: str) -> Path:
+    return paths.offline_dir(results, task, planner) / records.FINISHED
+
+
+def online_done(results: str | os.PathLike, task: str, planner: str, seed: int) -> Path:
+    return paths.online_dir(results, task, planner, seed) / ONLINE_DONE
+
+
+def model(results: str | os.PathLike, task: str, device: str | torch.device | None = None) -> RSSM:
+    """The offline world model of ``task``, trained to the end, in eval mode."""
+    from latco.train import load_model
+
+    _finished("model", model_done(results, task))
+    return load_model(paths.model_dir(results, task), device=device)
+
+
+def heldout_episodes(results: str | os.PathLike, task: str, n: int | None = None) -> list[data.Episode]:
+    """The first ``n`` (default: all) held-out noisy-oracle episodes of ``task``'s offline data."""
+    _finished("data", data_done(results, task))
+    return data.load_episodes(paths.data_dir(results, task) / "heldout")[:n]
+
+
+def heldout_starts(model: RSSM, results: str | os.PathLike, task: str, n: int) -> list[torch.Tensor]:
+    """Filtered features of the first frames of ``n`` held-out episodes: start states for planning."""
+    from latco.agent import infer_feature
+
+    return [infer_feature(model, [ep.images[0]], []) for ep in heldout_episodes(results, task, n)]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A finished evaluation folder (``latco.records``): its table, episodes and plans."""
+
+    folder: Path
+    table: pd.DataFrame
+    """One row per episode (``latco.agent.ROW_COLUMNS``)."""
+
+    def episode(self, index: int) -> data.Episode:
+        """The executed episode of row ``index`` (found beside the table wherever it was moved)."""
+        return data.load_episode(self.folder / "episodes" / Path(self.table["episode_file"][index]).name)
+
+    def plans(self, index: int) -> list[records.SavedPlan]:
+        """Every plan of episode ``index``, first plan first."""
+        return records.load_plans(self.folder / "plans" / Path(self.table["plans_file"][index]).name)
+
+
+def offline(results: str | os.PathLike, task: str, planner: str) -> Evaluation:
+    """The offline evaluation of ``planner`` on ``task``'s offline model (Tables 2, 3)."""
+    path = _finished("offline", offline_done(results, task, planner))
+    return Evaluation(path.parent, pd.read_csv(path))
+
+
+def offline_tables(results: str | os.PathLike, profile: Profile,
+                   tasks: Sequence[str] | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+    """Every offline table of the profile's grid (tasks x ``offline_planners``), by (task, planner)."""
+    from latco.envs import TASKS
+
+    return {(task, planner): offline(results, task, planner).table
+            for task in (tasks or TASKS) for planner in profile.offline_planners}
+
+
+def online(results: str | os.PathLike, task: str, planner: str, seed: int) -> pd.DataFrame:
+    """The evaluations of one online run: one row per evaluation (episodes collected, success, …)."""
+    return pd.read_csv(_finished("online", online_done(results, task, planner, seed)))
+
+
+def online_tables(results: str | os.PathLike, profile: Profile) -> dict[tuple[str, str, int], pd.DataFrame]:
+    """Every online run of the profile's grid, by (task, planner, seed)."""
+    return {(task, planner, seed): online(results, task, planner, seed)
+            for task in profile.online_tasks for planner in profile.online_planners
+            for seed in profile.online_seeds}
+
+
+def write_marker(path: Path, content: dict) -> Path:
+    """A producer's finished-marker (``DATA_DONE``, ``MODEL_DONE``) with what it records, atomically."""
+    return records.write_atomic(path, lambda tmp: tmp.write_text(json.dumps(content, indent=1)))

@@ -1,0 +1,88 @@
+"""latco.results: the readers return what the producers computed, and a missing result names its maker."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from latco import offline, online, paths, records, results
+from latco.config import get_profile
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    """One offline (task, planner) and one online run of the smoke profile, as the producers make them."""
+    root = tmp_path_factory.mktemp("results")
+    prof = get_profile("smoke")
+    table = offline.offline_run("obstacle", "gd", prof, root)
+    evaluations = online.online_training("obstacle", "gd", prof, paths.online_dir(root, "obstacle", "gd", 0))
+    return root, table, evaluations
+
+
+def test_readers_return_what_the_producers_computed(smoke_results):
+    root, offline, online = smoke_results
+    run = results.offline(root, "obstacle", "gd")
+    pd.testing.assert_frame_equal(run.table, offline, check_dtype=False)
+    pd.testing.assert_frame_equal(results.online(root, "obstacle", "gd", 0), online, check_dtype=False)
+    # the episode and plans beside the table are the ones the evaluation saved
+    episode = run.episode(0)
+    assert len(episode.actions) == 30 and episode.task == "obstacle"
+    plans = run.plans(0)
+    assert len(plans) == offline["plans"][0] and plans[0].step == 0
+    assert plans[0].features.shape[0] == 31 and plans[0].actions.shape == (30, 2)
+    model = results.model(root, "obstacle")
+    assert not model.training
+    starts = results.heldout_starts(model, root, "obstacle", 2)
+    assert len(starts) == 2 and starts[0].shape == (model.feature_size,)
+
+
+@pytest.mark.parametrize("kind, rule, notebook", [
+    ("offline", "offline", "03_offline_planning"),
+    ("online", "online", "04_online_training"),
+    ("model", "world_model", "02_world_model"),
+    ("data", "data", "01_data"),
+])
+def test_a_deleted_result_names_the_rule_that_makes_it(smoke_results, tmp_path, kind, rule, notebook):
+    import shutil
+
+    root, _, _ = smoke_results
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy)
+    done = {"offline": results.offline_done(copy, "obstacle", "gd"),
+            "online": results.online_done(copy, "obstacle", "gd", 0),
+            "model": results.model_done(copy, "obstacle"),
+            "data": results.data_done(copy, "obstacle")}[kind]
+    done.unlink()
+    read = {"offline": lambda: results.offline(copy, "obstacle", "gd"),
+            "online": lambda: results.online(copy, "obstacle", "gd", 0),
+            "model": lambda: results.model(copy, "obstacle"),
+            "data": lambda: results.heldout_episodes(copy, "obstacle")}[kind]
+    with pytest.raises(results.MissingResult) as error:
+        read()
+    message = str(error.value)
+    assert f"rule `{rule}`" in message and f"notebooks/{notebook}.ipynb" in message
+    assert str(done) in message and "has not finished" in message  # its folder is there, unfinished
+
+
+def test_a_result_never_made_is_missing_not_unfinished(tmp_path):
+    with pytest.raises(results.MissingResult, match=r"is missing: the offline result") as error:
+        results.offline(tmp_path, "push", "cem")
+    assert error.value.rule == "offline" and "snakemake --cores 2" in str(error.value)
+
+
+def test_plans_round_trip_through_their_file(tmp_path):
+    from latco.planners import Plan
+
+    plans = [Plan(actions=torch.randn(4, 2), features=torch.randn(5, 3),
+                  trace={"cost": torch.arange(3.0).numpy(), "lam": torch.ones(3, 4).numpy()}),
+             Plan(actions=torch.randn(4, 2), features=torch.randn(5, 3),
+                  trace={"cost": torch.zeros(2).numpy()})]
+    records.save_plans(tmp_path / "p.npz", [0, 20], plans)
+    back = records.load_plans(tmp_path / "p.npz")
+    assert [p.step for p in back] == [0, 20]
+    for saved, plan in zip(back, plans, strict=True):
+        torch.testing.assert_close(torch.as_tensor(saved.features), plan.features)
+        torch.testing.assert_close(torch.as_tensor(saved.actions), plan.actions)
+        assert set(saved.trace) == set(plan.trace)
+    assert not list(tmp_path.glob(".*"))  # the temporary file was renamed into place
