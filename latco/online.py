@@ -85,6 +85,8 @@ def online_training(
             evaluate_if_due(k + 1, model)
     finally:
         env.close()
+    for folder in run_dir.glob("eval_*"):  # evaluations a run of the earlier code left unmarked
+        records.EvaluationLog(folder).finish_if_complete(cfg.eval_episodes)
     table = online_evaluations(run_dir)
     records.write_table(run_dir / ONLINE_DONE, table)
     return table

@@ -121,3 +121,16 @@ class EvaluationLog:
     def finish(self, table: pd.DataFrame) -> Path:
         """Mark the evaluation finished: every row in ``table.csv``."""
         return write_table(self.folder / FINISHED, table)
+
+    def finish_if_complete(self, episodes: int) -> bool:
+        """Write ``table.csv`` if ``rows.jsonl`` holds episodes 0 … ``episodes`` − 1 (folders written
+        before evaluations marked their end); True if the evaluation is finished."""
+        if (self.folder / FINISHED).exists():
+            return True
+        from latco.agent import ROW_COLUMNS
+
+        rows = self.finished_rows()
+        if sorted(rows) != list(range(episodes)):
+            return False
+        self.finish(pd.DataFrame([rows[i] for i in range(episodes)], columns=ROW_COLUMNS))
+        return True

@@ -86,3 +86,17 @@ def test_plans_round_trip_through_their_file(tmp_path):
         torch.testing.assert_close(torch.as_tensor(saved.actions), plan.actions)
         assert set(saved.trace) == set(plan.trace)
     assert not list(tmp_path.glob(".*"))  # the temporary file was renamed into place
+
+
+def test_an_unmarked_but_complete_evaluation_is_finished_once_checked(tmp_path):
+    """Evaluation folders of the earlier code have rows.jsonl but no table.csv: complete ones get it."""
+    import json
+
+    log = records.EvaluationLog(tmp_path / "eval_0010")
+    rows = [{"episode": i, "seed": i, "success": i == 1, "return": -1.0 * i} for i in range(3)]
+    log.rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    assert not log.finish_if_complete(3) and not (log.folder / records.FINISHED).exists()
+    log.rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert log.finish_if_complete(3)
+    table = pd.read_csv(log.folder / records.FINISHED)
+    assert list(table["episode"]) == [0, 1, 2] and list(table["success"]) == [False, True, False]
