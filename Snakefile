@@ -58,13 +58,17 @@ rule data:
     output: data_done("{task}"), nb=NB / "01_data_{task}.ipynb"
     log: LOGS / "01_data_{task}.log"
     benchmark: R / "benchmarks" / "01_data_{task}.tsv"
-    # one collecting process per thread: Sawyer collection is render-bound (1.86x on 2 cores);
-    # Obstacle gains 1.27x, not worth a 2-thread job that waits for both cores to be free
-    threads: lambda wildcards: 1 if wildcards.task == "obstacle" else 2
+    # Sawyer collection is render-bound and runs 2 processes (1.86x on 2 cores); Obstacle gains only
+    # 1.27x and runs 1. Each job is declared 1 thread all the same: a 2-thread job waits until both
+    # cores are free at once, and Snakemake kept filling single free cores with 1-thread online runs
+    # (2026-12-02: the Sawyer data had not started 20 min into a rebuild); its second process
+    # shares the CPU with whatever else runs instead
+    threads: 1
+    params: workers=lambda wildcards: 1 if wildcards.task == "obstacle" else 2
     priority: 10  # minutes each, and everything offline waits on it: before two 1-thread online jobs
     resources: mem_mb=4000, runtime=minutes(0.3, 3)
     shell: "{RUN} notebooks/01_data.ipynb {output.nb} --threads 1 {COMMON} -p task {wildcards.task} "
-           "-p workers {threads} > {log} 2>&1"
+           "-p workers {params.workers} > {log} 2>&1"
 
 
 rule world_model:
