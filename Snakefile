@@ -49,9 +49,13 @@ def online_done(task, planner, seed): return results.online_done(R, task, planne
 
 
 rule all:
+    # the results too, not only the figures made from them: Snakemake re-makes a deleted file only
+    # when something asks for it (an intermediate file may be gone, as temp() files are)
     input:
         [FIG / f for files in FIGURES.values() for f in files],
         [NB / f"03_offline_{t}_{p}.ipynb" for t, p in OFFLINE],
+        [data_done(t) for t in TASKS], [model_done(t) for t in TASKS],
+        [offline_done(t, p) for t, p in OFFLINE], [online_done(t, p, s) for t, p, s in ONLINE],
 
 
 rule data:
