@@ -73,18 +73,19 @@ def online_training(
     done = max(len(episodes) - cfg.seed_episodes, 0)
     model = train(cfg.initial_train_steps + done * cfg.train_steps_per_episode)
     evaluate_if_due(done, model)
-    env = envs.make_env(task, seed=seed, image_size=size)
-    try:
-        for k in tqdm(range(done, cfg.episodes), desc=f"online {task} {planner}", unit="ep",
-                      initial=done, total=cfg.episodes):
-            index = cfg.seed_episodes + k
-            result = run_episode(env, model, agent, seed=seed + index, explore_noise=cfg.explore_noise)
-            data.save_episode(data.episode_path(episodes_dir, index), result.episode)
-            replay.add(result.episode)
-            model = train(cfg.initial_train_steps + (k + 1) * cfg.train_steps_per_episode)
-            evaluate_if_due(k + 1, model)
-    finally:
-        env.close()
+    if done < cfg.episodes:  # a finished run builds no environment
+        env = envs.make_env(task, seed=seed, image_size=size)
+        try:
+            for k in tqdm(range(done, cfg.episodes), desc=f"online {task} {planner}", unit="ep",
+                          initial=done, total=cfg.episodes):
+                index = cfg.seed_episodes + k
+                result = run_episode(env, model, agent, seed=seed + index, explore_noise=cfg.explore_noise)
+                data.save_episode(data.episode_path(episodes_dir, index), result.episode)
+                replay.add(result.episode)
+                model = train(cfg.initial_train_steps + (k + 1) * cfg.train_steps_per_episode)
+                evaluate_if_due(k + 1, model)
+        finally:
+            env.close()
     for folder in run_dir.glob("eval_*"):  # evaluations a run of the earlier code left unmarked
         records.EvaluationLog(folder).finish_if_complete(cfg.eval_episodes)
     table = online_evaluations(run_dir)
