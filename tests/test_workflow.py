@@ -83,8 +83,12 @@ def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
     # reads it (the tables), nothing else
     (tmp_path / "smoke" / "offline" / "obstacle" / "gd" / "table.csv").unlink()
     plan = dry_run("all", "--config", "profile=smoke", f"results_root={tmp_path}", f"figures_dir={figures}")
-    jobs = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
-            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    stats = plan[plan.index("Job stats:"):].splitlines()[3:]  # after the header and its dashes
+    jobs = {}
+    for line in stats:
+        if len(line.split()) != 2 or not line.split()[1].isdigit():
+            break
+        jobs[line.split()[0]] = int(line.split()[1])
     assert jobs == {"offline": 1, "tables": 1, "all": 1, "total": 3}, plan[-1500:]
     assert "03_offline_obstacle_gd.ipynb" in plan
 
