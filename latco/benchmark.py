@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -99,8 +100,6 @@ def timing_specs(profile: Profile) -> dict[str, PlannerSpec]:
 
 def timing_models(profile: Profile, action_size: int = 4) -> dict[str, RSSM]:
     """Random-weight models to time on: the profile's size, and the paper's if the profile says so."""
-    from dataclasses import replace
-
     own = random_model(replace(profile.world_model, action_size=action_size))
     models = {f"{profile.name}-sized model": own}
     if profile.timing.paper_sized_model and profile.world_model != WorldModelConfig(action_size=action_size):
@@ -119,8 +118,6 @@ def race_specs(profile: Profile) -> dict[str, PlannerSpec]:
 
 def solver_model(profile: Profile, action_size: int = 4) -> RSSM:
     """The model of the solver-scaling measurement: paper-sized, or the profile's if it says so."""
-    from dataclasses import replace
-
     if profile.timing.paper_sized_model:
         return random_model(WorldModelConfig(action_size=action_size))
     return random_model(replace(profile.world_model, action_size=action_size))

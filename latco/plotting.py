@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from latco.data import Episode
+from latco.records import write_atomic, write_table
 
 
 def image_strip(
@@ -98,12 +99,9 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     Each file is written to a temporary name and renamed, so a killed run leaves no half file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     targets = [path] + ([path.with_suffix(".pdf")] if path.suffix == ".png" else [])
     for target in targets:
-        tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, target)
+        write_atomic(target, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
     return path
 
 
@@ -111,15 +109,10 @@ def save_table(table: pd.DataFrame, stem: str | os.PathLike, profile: str) -> tu
     """``<stem>.csv`` (with ``profile``/``commit``/``date`` columns) and ``<stem>.md`` (a Markdown
     table with the provenance line under it), written atomically."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     line = provenance(profile)
-    csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    tmp = csv.with_name(f".{csv.name}.tmp")
-    table.assign(**provenance_fields(profile)).to_csv(tmp, index=False)
-    os.replace(tmp, csv)
-    tmp = md.with_name(f".{md.name}.tmp")
-    tmp.write_text(markdown_table(table) + f"\n\n_{line}_\n")
-    os.replace(tmp, md)
+    csv = write_table(stem.with_suffix(".csv"), table.assign(**provenance_fields(profile)))
+    md = write_atomic(stem.with_suffix(".md"),
+                      lambda tmp: tmp.write_text(markdown_table(table) + f"\n\n_{line}_\n"))
     return csv, md
 
 

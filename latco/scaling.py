@@ -23,7 +23,8 @@ import pandas as pd
 from latco import diagnostics, envs, offline, recipe
 from latco.agent import evaluate
 from latco.config import DataConfig, Profile, make_profile_planner
-from latco.train import CHECKPOINT, load_checkpoint
+from latco.results import MODEL_DONE
+from latco.train import CHECKPOINT, METRICS
 
 
 def data_recipe(profile: Profile, task: str, steps: int) -> DataConfig:
@@ -36,6 +37,12 @@ def run_name(steps: int, balance: float, reward_scale: float = 1.0, train_steps:
     weighted and ``_train09000`` if the model trains other than the profile's number of steps."""
     return (f"steps{steps:06d}_balance{balance:g}" + (f"_reward{reward_scale:g}" if reward_scale != 1 else "")
             + (f"_train{train_steps:05d}" if train_steps is not None else ""))
+
+
+def _trained_steps(model_dir: Path) -> int | None:
+    """The steps a finished model directory trained (its ``MODEL_DONE`` marker), else None."""
+    marker = model_dir / MODEL_DONE
+    return json.loads(marker.read_text())["steps"] if marker.exists() else None
 
 
 def _start_from_shorter_run(task_dir: Path, base: str, default_steps: int, train_steps: int,
@@ -53,15 +60,13 @@ def _start_from_shorter_run(task_dir: Path, base: str, default_steps: int, train
     shorter = [(default_steps, task_dir / base / "model")]
     for folder in task_dir.glob(f"{base}_train*"):
         shorter.append((int(folder.name.rsplit("_train", 1)[1]), folder / "model"))
-    done = [(n, d) for n, d in shorter if n < train_steps and (d / CHECKPOINT).exists()
-            and load_checkpoint(d / CHECKPOINT)["step"] == n]
+    done = [(n, d) for n, d in shorter if n < train_steps and _trained_steps(d) == n]
     if not done:
         return 0
     start, source = max(done)
     model_dir.mkdir(parents=True, exist_ok=True)
-    for path in source.iterdir():
-        if path.is_file():
-            shutil.copy2(path, model_dir / path.name)
+    for name in (CHECKPOINT, METRICS):  # not MODEL_DONE: this run is not finished until it trains
+        shutil.copy2(source / name, model_dir / name)
     return start
 
 
