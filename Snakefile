@@ -19,7 +19,9 @@ configfile: "config/config.yaml"
 
 
 PROFILE = config["profile"]
-PROF = get_profile(PROFILE)
+# online seeds per (task, planner): the profile's (quick 1, paper 3) unless --config seeds=N
+SEEDS = config.get("seeds")
+PROF = get_profile(PROFILE).with_seeds(SEEDS)
 R = Path(config.get("results_root") or "results") / PROFILE
 FIG = Path(config["figures_dir"]) if config.get("figures_dir") else paths.figures_dir(PROFILE)
 if FIG.is_absolute() and FIG.is_relative_to(Path.cwd()):
@@ -165,7 +167,9 @@ rule tables:
     benchmark: R / "benchmarks" / "13_tables.tsv"
     threads: 1
     resources: mem_mb=4000, runtime=minutes(0.2, 1)
-    shell: "{RUN} notebooks/13_tables.ipynb {output.nb} --threads {threads} {COMMON} -p fig_dir {FIG} > {log} 2>&1"
+    params: seeds="" if SEEDS is None else f"-p seeds {int(SEEDS)}"
+    shell: "{RUN} notebooks/13_tables.ipynb {output.nb} --threads {threads} {COMMON} -p fig_dir {FIG} "
+           "{params.seeds} > {log} 2>&1"
 
 
 rule planning_time:

@@ -44,7 +44,7 @@ def online_training(
     on disk and the last checkpoint; no episode is lost or collected twice.
     Returns the evaluation table (one row per evaluation: episodes collected, success rate, …).
     """
-    cfg, run_dir = profile.online, Path(run_dir)
+    cfg, run_dir = profile.online_for(task), Path(run_dir)
     spec = envs.task_spec(task)
     size = profile.world_model.image_size
     episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"

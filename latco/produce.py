@@ -40,5 +40,8 @@ if __name__ == "__main__":
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--results", default=None, help="default: results/<profile>")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=None, help="online seeds per (task, planner); "
+                        "default: the profile's")
     args = parser.parse_args()
-    produce_results(get_profile(args.profile), args.results or paths.results_dir(args.profile), args.seed)
+    produce_results(get_profile(args.profile).with_seeds(args.seeds),
+                    args.results or paths.results_dir(args.profile), args.seed)

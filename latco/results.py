@@ -59,12 +59,13 @@ class MissingResult(FileNotFoundError):
 
 
 def locate(profile: str, results: str | os.PathLike | None = None,
-           fig_dir: str | os.PathLike | None = None) -> tuple[Profile, Path, Path]:
-    """A notebook's set-up: the profile, its results directory (default ``results/<profile>``) and
-    its figures directory (default ``Profile.figures_dir``)."""
+           fig_dir: str | os.PathLike | None = None, seeds: int | None = None) -> tuple[Profile, Path, Path]:
+    """A notebook's set-up: the profile (with ``seeds`` online seeds if given, as the Snakefile's
+    ``--config seeds=N``), its results directory (default ``results/<profile>``) and its figures
+    directory (default ``Profile.figures_dir``)."""
     from latco.config import get_profile
 
-    return (get_profile(profile), Path(results) if results else paths.results_dir(profile),
+    return (get_profile(profile).with_seeds(seeds), Path(results) if results else paths.results_dir(profile),
             Path(fig_dir) if fig_dir else paths.figures_dir(profile))
 
 
