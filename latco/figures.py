@@ -62,12 +62,16 @@ def optimization_curves(trace: Mapping[str, np.ndarray], title: str = "") -> Fig
 
 
 def online_curves(runs: Mapping[tuple[str, str, int], pd.DataFrame], title: str = "") -> Figure:
-    """Success rate against planner episodes collected, one panel per task and one line per
-    planner (mean over seeds; shaded ± standard error where there are several seeds).
+    """Success rate against planner episodes collected, one panel per task and one colour per
+    planner: each seed's run as a thin faint line, the mean over seeds bold.
 
-    ``runs`` maps (task, planner, seed) to ``latco.online.online_evaluations`` tables.
+    ``runs`` maps (task, planner, seed) to ``latco.online.online_evaluations`` tables; tasks keep
+    the order of ``latco.envs.TASKS``.
     """
-    tasks = sorted({task for task, _, _ in runs})
+    from latco.envs import TASKS
+
+    present = {task for task, _, _ in runs}
+    tasks = [t for t in TASKS if t in present] + sorted(present - set(TASKS))
     fig = Figure(figsize=(3.6 * max(len(tasks), 1) + 0.6, 3))
     axes = np.atleast_1d(fig.subplots(1, max(len(tasks), 1), squeeze=False)[0])
     for ax, task in zip(axes, tasks, strict=False):
@@ -76,13 +80,13 @@ def online_curves(runs: Mapping[tuple[str, str, int], pd.DataFrame], title: str 
             evals = [e for (t, p, _), e in runs.items() if t == task and p == planner and len(e)]
             if not evals:
                 continue
-            table = pd.concat(evals).groupby("episodes_collected")["success"]
-            mean, se = table.mean(), table.sem().fillna(0.0)
+            for e in evals:
+                ax.plot(e["episodes_collected"], e["success"], color=f"C{i}", alpha=0.3, linewidth=0.8)
+            mean = pd.concat(evals).groupby("episodes_collected")["success"].mean()
             # a marker, dash and size per planner, so equal curves (e.g. two at 0) stay visible
             ax.plot(mean.index, mean.values, marker="os^Dv"[i % 5], linestyle=["-", "--", ":"][i % 3],
-                    markersize=max(9 - 2 * i, 3), color=f"C{i}",
+                    markersize=max(9 - 2 * i, 3), color=f"C{i}", linewidth=2,
                     label=f"{planner} ({len(evals)} seed{'s' if len(evals) > 1 else ''})")
-            ax.fill_between(mean.index, (mean - se).values, (mean + se).values, color=f"C{i}", alpha=0.2)
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("planner episodes collected")
         ax.set_ylim(-0.05, 1.05)

@@ -7,7 +7,11 @@ writes ``evaluations.csv`` at its end (``latco.results``).
 
 from __future__ import annotations
 
+import csv
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +29,25 @@ from latco.train import train_world_model
 
 ONLINE_EVAL_SEED = 2_000_000
 """Evaluation episodes of online runs start from these seeds, the same for every planner."""
+PHASES = "phases.csv"
+"""Wall seconds of each phase of an online run (seed data, training, collecting, evaluating),
+appended as the run goes: where an online run's time goes (``benchmarks/online_time.py``)."""
+_PHASE_FIELDS = ["phase", "episodes_collected", "seconds"]
+
+
+@contextmanager
+def _timed(run_dir: Path, phase: str, collected: int) -> Iterator[None]:
+    """Append ``phase``'s wall time to the run's ``phases.csv`` when it finishes."""
+    start = time.perf_counter()
+    yield
+    path = run_dir / PHASES
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=_PHASE_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({"phase": phase, "episodes_collected": collected,
+                         "seconds": round(time.perf_counter() - start, 3)})
 
 
 def online_training(
@@ -40,8 +63,9 @@ def online_training(
 
     Everything lives in ``run_dir``: ``episodes/`` (seed episodes first, then one per
     iteration, each saved before the model trains on it), ``model/`` (checkpoint and metrics),
-    ``eval_<k>/`` per evaluation and ``evaluations.csv``. A killed run resumes from the episodes
-    on disk and the last checkpoint; no episode is lost or collected twice.
+    ``eval_<k>/`` per evaluation, ``phases.csv`` (seconds per phase) and ``evaluations.csv``.
+    A killed run resumes from the episodes on disk and the last checkpoint; no episode is lost or
+    collected twice.
     Returns the evaluation table (one row per evaluation: episodes collected, success rate, …).
     """
     cfg, run_dir = profile.online_for(task), Path(run_dir)
@@ -49,15 +73,18 @@ def online_training(
     size = profile.world_model.image_size
     episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
     seed_policy = RandomPolicy(spec.action_size, cfg.seed_hold)
-    data.collect(task, seed_policy, cfg.seed_episodes, episodes_dir, seed, size)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _timed(run_dir, "seed episodes", 0):
+        data.collect(task, seed_policy, cfg.seed_episodes, episodes_dir, seed, size)
     episodes = data.load_episodes(episodes_dir)
     model_cfg = world_model_config(profile, spec.action_size)
     length = min(profile.train.length, spec.t_tot + 1)
     replay = Replay(episodes, length=length, seed=seed, balance=profile.train.balance)
 
-    def train(total_steps: int) -> RSSM:
+    def train(total_steps: int, collected: int) -> RSSM:
         train_cfg = replace(profile.train, steps=total_steps, seed=seed)
-        return train_world_model(model_cfg, replay, model_dir, train_cfg, device=device, progress=False)
+        with _timed(run_dir, "train", collected):
+            return train_world_model(model_cfg, replay, model_dir, train_cfg, device=device, progress=False)
 
     agent = make_profile_planner(profile, planner, **planner_overrides)
 
@@ -65,13 +92,14 @@ def online_training(
         """Evaluate before the first planner episode (the seed-data model), after every
         eval_every-th episode, and at the end (resumes a half-finished evaluation)."""
         if collected % cfg.eval_every == 0 or collected == cfg.episodes:
-            evaluate(model, agent, task, cfg.eval_episodes, seed=ONLINE_EVAL_SEED,
-                     out_dir=run_dir / f"eval_{collected:04d}", progress=False)
+            with _timed(run_dir, "evaluate", collected):
+                evaluate(model, agent, task, cfg.eval_episodes, seed=ONLINE_EVAL_SEED,
+                         out_dir=run_dir / f"eval_{collected:04d}", progress=False)
 
     # Each iteration k: collect episode k (saved at once) -> train -> evaluate if due. After a
     # crash, the episodes on disk say how far the run got; training and evaluation resume.
     done = max(len(episodes) - cfg.seed_episodes, 0)
-    model = train(cfg.initial_train_steps + done * cfg.train_steps_per_episode)
+    model = train(cfg.initial_train_steps + done * cfg.train_steps_per_episode, done)
     evaluate_if_due(done, model)
     if done < cfg.episodes:  # a finished run builds no environment
         env = envs.make_env(task, seed=seed, image_size=size)
@@ -79,10 +107,12 @@ def online_training(
             for k in tqdm(range(done, cfg.episodes), desc=f"online {task} {planner}", unit="ep",
                           initial=done, total=cfg.episodes):
                 index = cfg.seed_episodes + k
-                result = run_episode(env, model, agent, seed=seed + index, explore_noise=cfg.explore_noise)
+                with _timed(run_dir, "collect", k + 1):
+                    result = run_episode(env, model, agent, seed=seed + index,
+                                         explore_noise=cfg.explore_noise)
                 data.save_episode(data.episode_path(episodes_dir, index), result.episode)
                 replay.add(result.episode)
-                model = train(cfg.initial_train_steps + (k + 1) * cfg.train_steps_per_episode)
+                model = train(cfg.initial_train_steps + (k + 1) * cfg.train_steps_per_episode, k + 1)
                 evaluate_if_due(k + 1, model)
         finally:
             env.close()

@@ -87,7 +87,9 @@ def predicted_vs_achieved(rows: Mapping[tuple[str, str], pd.DataFrame]) -> pd.Da
 
 def online_table(runs: Mapping[tuple[str, str, int], pd.DataFrame]) -> pd.DataFrame:
     """Table 1: per (task, planner), the first and the last evaluation of each seed's online run
-    (``latco.online.online_evaluations``), mean ± s.e. over seeds, and the number of runs."""
+    (``latco.online.online_evaluations``): mean ± s.e. over runs, the 95 % bootstrap interval over
+    runs (n/a for a single run: one run says nothing about the spread), each run's last success,
+    and the number of runs."""
     grouped: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for (task, planner, _seed), evals in runs.items():
         if len(evals):
@@ -100,6 +102,8 @@ def online_table(runs: Mapping[tuple[str, str, int], pd.DataFrame]) -> pd.DataFr
                     "episodes collected": int(last["episodes_collected"].min()),
                     "success (first eval)": fmt(first["success"]),
                     "success (last eval)": fmt(last["success"]),
+                    "success 95 % CI (runs)": fmt_ci(last["success"]) if len(evals) > 1 else "n/a",
+                    "success per run": ", ".join(f"{v:.2f}" for v in last["success"]),
                     "final distance (last eval)": fmt(last["final_distance"]),
                     "return (last eval)": fmt(last["return"], 1)})
     return pd.DataFrame(out)

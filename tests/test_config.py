@@ -33,3 +33,22 @@ def test_scaled_to_keeps_the_mix_and_at_least_one_episode_of_each_kind():
     none = DataConfig(episodes=0, noise=0.3, heldout=1, random_episodes=0, random_hold=5, greedy_episodes=0)
     with pytest.raises(ValueError, match="no episodes"):
         none.scaled_to(1000, 30)
+
+
+def test_online_runs_per_task_and_the_seeds_switch():
+    paper, quick = get_profile("paper"), get_profile("quick")
+    # the paper's Table 1: every task, 3 seeds, one online config for all tasks
+    assert paper.online_tasks == tuple(TASKS) and paper.online_seeds == (0, 1, 2)
+    assert all(paper.online_for(t) == paper.online for t in TASKS)
+    # quick: every task, Sawyer tasks on their own (cheaper) budget, Obstacle on the shared one
+    assert quick.online_tasks == tuple(TASKS)
+    assert quick.online_for("obstacle") == quick.online
+    assert quick.online_for("reach") == quick.task_online["reach"] != quick.online
+    assert quick.online_for("reach").explore_noise == paper.online.explore_noise == 0.3  # Algorithm 1's noise
+    # snakemake --config seeds=N
+    assert quick.with_seeds(3).online_seeds == (0, 1, 2) and quick.with_seeds(None) is quick
+    assert quick.with_seeds(3).online_for("push") == quick.online_for("push")
+    with pytest.raises(ValueError, match="positive number"):
+        quick.with_seeds(0)
+    with pytest.raises(ValueError, match="unknown task"):
+        quick.online_for("cartpole")

@@ -14,6 +14,7 @@ import pytest
 from latco.analyses import cross_evaluation
 from latco.config import get_profile
 from latco.data import load_episodes
+from latco.envs import task_spec
 from latco.train import CHECKPOINT, load_checkpoint
 
 RUN = textwrap.dedent(
@@ -25,17 +26,18 @@ RUN = textwrap.dedent(
     smoke = get_profile("smoke")
     profile = dataclasses.replace(smoke, online=dataclasses.replace(
         smoke.online, seed_episodes=2, episodes=4, eval_every=2, eval_episodes=1))
-    table = online_training("obstacle", "latco", profile, sys.argv[1], seed=7, device="cpu", iterations=3)
+    table = online_training(sys.argv[2], "latco", profile, sys.argv[1], seed=7, device="cpu", iterations=3)
     print(table.to_json())
     """
 )
 
 
-def test_killed_online_run_resumes_without_losing_or_repeating_episodes(tmp_path):
+@pytest.mark.parametrize("task", ["obstacle", "reach"])  # a Sawyer run too: 150-step rendered episodes
+def test_killed_online_run_resumes_without_losing_or_repeating_episodes(tmp_path, task):
     script = tmp_path / "run.py"
     script.write_text(RUN)
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, str(script), str(run_dir)],
+    proc = subprocess.Popen([sys.executable, str(script), str(run_dir), task],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     target = run_dir / "episodes" / "ep_000003.npz"  # the second planner episode
     deadline = time.time() + 240
@@ -47,7 +49,7 @@ def test_killed_online_run_resumes_without_losing_or_repeating_episodes(tmp_path
     before = {p.name for p in (run_dir / "episodes").glob("ep_*.npz")}
     assert "ep_000005.npz" not in before  # it really died mid-way
 
-    done = subprocess.run([sys.executable, str(script), str(run_dir)], capture_output=True, timeout=300)
+    done = subprocess.run([sys.executable, str(script), str(run_dir), task], capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     episodes = load_episodes(run_dir / "episodes")
     assert [e.seed for e in episodes] == [7 + i for i in range(6)]  # 2 seed + 4 planner episodes, once each
@@ -62,12 +64,12 @@ def test_killed_online_run_resumes_without_losing_or_repeating_episodes(tmp_path
         assert np.array_equal(blocks, np.repeat(blocks[:, :1], hold, axis=1))
         assert len(np.unique(blocks[:, 0], axis=0)) == len(blocks)
     for e in episodes[2:]:  # planner episodes carry exploration noise, not the seed policy's uniform draws
-        assert len(e) == 30 and np.abs(e.actions).max() <= 1
+        assert len(e) == task_spec(task).t_tot and np.abs(e.actions).max() <= 1
 
     # the final model, re-evaluated from scratch (cross_evaluation), repeats the run's last evaluation
     smoke = get_profile("smoke")
     profile = dataclasses.replace(smoke, online=dataclasses.replace(smoke.online, eval_episodes=1))
-    again = cross_evaluation("obstacle", {"run": run_dir / "model"}, ["latco"], profile, 1, device="cpu",
+    again = cross_evaluation(task, {"run": run_dir / "model"}, ["latco"], profile, 1, device="cpu",
                              planner_overrides={"latco": {"iterations": 3}})
     last = pd.read_json(run_dir / "eval_0004" / "rows.jsonl", lines=True)
     assert again["success"].item() == last["success"].mean()

@@ -37,6 +37,12 @@ def test_online_table_takes_first_and_last_evaluation_per_seed():
     assert t1.loc[0, "runs"] == 2 and t1.loc[0, "episodes collected"] == 10
     assert t1.loc[0, "success (first eval)"] == "0.10 ± 0.10"
     assert t1.loc[0, "success (last eval)"] == "0.70 ± 0.10"
+    # two runs: resampled means are 0.6, 0.7 or 0.8, so the 95 % interval spans both runs
+    assert t1.loc[0, "success 95 % CI (runs)"] == "[0.60, 0.80]"
+    assert t1.loc[0, "success per run"] == "0.60, 0.80"
+    one = online_table({("reach", "gd", 0): run(0.0, 0.3)})
+    assert one.loc[0, "runs"] == 1 and one.loc[0, "success 95 % CI (runs)"] == "n/a"
+    assert one.loc[0, "success (last eval)"] == "0.30 ± n/a"
 
 
 def test_obstacle_passages_counts_each_way_round_the_wall(tmp_path):
