@@ -139,3 +139,15 @@ def online_evaluations(run_dir: str | os.PathLike) -> pd.DataFrame:
             "eval_episodes": len(table),
         })
     return pd.DataFrame(rows)
+
+
+def phase_times(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """Where an online run's wall time went: per phase (seed episodes, train, collect, evaluate),
+    the seconds summed over the run and how many times it ran, from its ``phases.csv``."""
+    path = Path(run_dir) / PHASES
+    if not path.exists():
+        raise FileNotFoundError(f"no {PHASES} in {run_dir}: runs of code before phases were logged lack "
+                                "it; rerun the online run in a new directory to time it")
+    phases = pd.read_csv(path)
+    return phases.groupby("phase", sort=False)["seconds"].agg(["sum", "count"]).rename(
+        columns={"sum": "seconds", "count": "times"})

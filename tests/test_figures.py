@@ -72,8 +72,9 @@ def test_online_curves_plot_the_mean_success_over_seeds_per_planner():
             ("obstacle", "cem", 0): evals([0.0, 1.0, 0.9]), ("reach", "gd", 0): evals([0.0, 0.0, 0.2])}
     fig = figures.online_curves(runs)
     assert [ax.get_title() for ax in fig.axes] == ["obstacle", "reach"]
-    lines = {line.get_label(): line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")}
-    faint = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("_")]
+    drawn = fig.axes[0].get_lines()
+    lines = {line.get_label(): line for line in drawn if not line.get_label().startswith("_")}
+    faint = [line for line in drawn if line.get_label().startswith("_")]
     assert len(faint) == 3 and all(line.get_alpha() < 0.5 for line in faint)  # one per seed's run
     np.testing.assert_allclose(sorted(tuple(line.get_ydata()) for line in faint),
                                sorted([(0.0, 0.5, 1.0), (0.0, 0.1, 0.6), (0.0, 1.0, 0.9)]))

@@ -15,6 +15,7 @@ from latco.analyses import cross_evaluation
 from latco.config import get_profile
 from latco.data import load_episodes
 from latco.envs import task_spec
+from latco.online import PHASES, phase_times
 from latco.train import CHECKPOINT, load_checkpoint
 
 RUN = textwrap.dedent(
@@ -58,6 +59,12 @@ def test_killed_online_run_resumes_without_losing_or_repeating_episodes(tmp_path
     assert step == 4 + 4 * 2  # smoke: initial 4 gradient steps, then 2 per collected episode
     evals = sorted(p.name for p in run_dir.glob("eval_*"))
     assert evals == ["eval_0000", "eval_0002", "eval_0004"]
+    # phases.csv: every phase timed; each planner episode's collection logged (a killed one is redone)
+    times = phase_times(run_dir)
+    assert list(times.index) == ["seed episodes", "train", "evaluate", "collect"]
+    assert (times["seconds"] > 0).all()
+    phases = pd.read_csv(run_dir / PHASES)
+    assert set(phases.loc[phases["phase"] == "collect", "episodes_collected"]) == {1, 2, 3, 4}
     hold = 5  # smoke's seed_hold: seed actions change only every 5 steps, so the agent travels
     for e in episodes[:2]:
         blocks = e.actions.reshape(-1, hold, e.actions.shape[-1])
