@@ -44,6 +44,29 @@ def test_quick_dry_run_makes_every_figure_and_table(tmp_path):
         assert f"{tmp_path}/fig/{name}" in log, name
 
 
+def job_counts(log: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table of a dry run: jobs per rule."""
+    stats = log[log.index("Job stats:"):].splitlines()[3:]  # after the header and its dashes
+    jobs = {}
+    for line in stats:
+        if len(line.split()) != 2 or not line.split()[1].isdigit():
+            break
+        jobs[line.split()[0]] = int(line.split()[1])
+    return jobs
+
+
+def test_quick_runs_every_task_online_and_seeds_3_gives_the_papers_runs(tmp_path):
+    # quick: 3 tasks x 3 planners, one seed each; --config seeds=3: the paper's 3 per (task, planner)
+    for extra, runs in [([], 9), (["seeds=3"], 27)]:
+        log = dry_run("all", "--config", "profile=quick", f"results_root={tmp_path}",
+                      f"figures_dir={tmp_path}/fig", *extra)
+        assert job_counts(log)["online"] == runs, log[-1500:]
+        for task in ("obstacle", "reach", "push"):
+            assert f"04_online_{task}_latco_seed0.ipynb" in log
+        assert ("04_online_push_gd_seed2.ipynb" in log) == (runs == 27)
+        assert ("-p seeds 3" in log) == (runs == 27)  # the tables notebook reads the same runs
+
+
 def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
     figures, notebooks = tmp_path / "figures", tmp_path / "smoke" / "notebooks"
     command = [*SNAKEMAKE, "--cores", "2", "all", "--config", "profile=smoke", f"results_root={tmp_path}",
@@ -83,13 +106,7 @@ def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
     # reads it (the tables), nothing else
     (tmp_path / "smoke" / "offline" / "obstacle" / "gd" / "table.csv").unlink()
     plan = dry_run("all", "--config", "profile=smoke", f"results_root={tmp_path}", f"figures_dir={figures}")
-    stats = plan[plan.index("Job stats:"):].splitlines()[3:]  # after the header and its dashes
-    jobs = {}
-    for line in stats:
-        if len(line.split()) != 2 or not line.split()[1].isdigit():
-            break
-        jobs[line.split()[0]] = int(line.split()[1])
-    assert jobs == {"offline": 1, "tables": 1, "all": 1, "total": 3}, plan[-1500:]
+    assert job_counts(plan) == {"offline": 1, "tables": 1, "all": 1, "total": 3}, plan[-1500:]
     assert "03_offline_obstacle_gd.ipynb" in plan
 
 
