@@ -37,7 +37,7 @@ RUN = f"{sys.executable} -m latco.workflow"  # the Python that runs snakemake (t
 COMMON = f"-p profile {PROFILE} -p results {R} -p seed {SEED}"
 
 OFFLINE = [(t, p) for t in TASKS for p in PROF.offline_planners]
-ONLINE = [(t, p, s) for t in PROF.online_tasks for p in PROF.online_planners for s in PROF.online_seeds]
+ONLINE = PROF.online_runs()
 def minutes(quick_hours: float, paper_hours: float) -> int:
     """A rule's runtime limit for clusters, in minutes (Snakemake's unit): generous for the profile."""
     return int(60 * (paper_hours if PROFILE == "paper" else quick_hours if PROFILE == "quick" else 0.1)) + 10

@@ -119,6 +119,8 @@ class Profile:
     """Planners of the online experiment (Table 1); one run per (task, planner, seed)."""
     online_seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds of the online experiment (the paper: 3 per planner and task)."""
+    task_online_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Per-task seeds where they differ from ``online_seeds`` (what the budget affords per task)."""
     task_data: dict[str, DataConfig] = field(default_factory=dict)
     """Per-task offline data where it differs from ``data`` (episode lengths differ: Obstacle 30
     steps, Reach 150, Push 120, so equal step budgets need different episode counts)."""
@@ -148,7 +150,12 @@ class Profile:
             return self
         if int(seeds) < 1:
             raise ValueError(f"seeds must be a positive number of runs per (task, planner), got {seeds}")
-        return replace(self, online_seeds=tuple(range(int(seeds))))
+        return replace(self, online_seeds=tuple(range(int(seeds))), task_online_seeds={})
+
+    def online_runs(self) -> list[tuple[str, str, int]]:
+        """The online experiment's grid, (task, planner, seed) per run (Table 1; the Snakefile's jobs)."""
+        return [(task, planner, seed) for task in self.online_tasks for planner in self.online_planners
+                for seed in self.task_online_seeds.get(task, self.online_seeds)]
 
     def online_for(self, task: str) -> OnlineConfig:
         """The online training of ``task`` (``task_online`` if listed, else ``online``)."""
@@ -237,9 +244,11 @@ QUICK = replace(
                                     train_steps_per_episode=50, explore_noise=0.3, eval_every=10,
                                     eval_episodes=10)
                  for task in ("reach", "push")},
-    # every task, one seed per (task, planner): 9 runs of ~12-15 min on one thread; the paper's 3
-    # seeds with `snakemake --config seeds=3` (README, Table 1)
+    # every task; Obstacle with the paper's 3 seeds per planner (a run is 8-9 min on one thread,
+    # mostly training), Reach and Push with one (10-14 min, mostly planning); all 3 everywhere with
+    # `snakemake --config seeds=3` (README, Table 1)
     online_seeds=(0,),
+    task_online_seeds={"obstacle": (0, 1, 2)},
     gpu=False,
     timing=replace(PAPER.timing, budget_s=20.0, compare_paper=True),
 )
@@ -255,6 +264,7 @@ SMOKE = replace(
     task_data={},
     task_train_steps={},
     task_online={},
+    task_online_seeds={},
     online=OnlineConfig(seed_episodes=2, seed_hold=5, episodes=2, initial_train_steps=4,
                         train_steps_per_episode=2, explore_noise=0.3, eval_every=1, eval_episodes=1),
     eval_fraction=0.02,

@@ -24,11 +24,9 @@ def produce_results(profile: Profile, results: str | os.PathLike, seed: int = 0)
     for task in envs.TASKS:
         for planner in profile.offline_planners:
             offline_run(task, planner, profile, results, seed)
-    for task in profile.online_tasks:
-        for planner in profile.online_planners:
-            for run_seed in profile.online_seeds:
-                online_training(task, planner, profile, paths.online_dir(results, task, planner, run_seed),
-                                seed=run_seed)
+    for task, planner, run_seed in profile.online_runs():
+        online_training(task, planner, profile, paths.online_dir(results, task, planner, run_seed),
+                        seed=run_seed)
 
 
 if __name__ == "__main__":

@@ -153,8 +153,7 @@ def online(results: str | os.PathLike, task: str, planner: str, seed: int) -> pd
 def online_tables(results: str | os.PathLike, profile: Profile) -> dict[tuple[str, str, int], pd.DataFrame]:
     """Every online run of the profile's grid, by (task, planner, seed)."""
     return {(task, planner, seed): online(results, task, planner, seed)
-            for task in profile.online_tasks for planner in profile.online_planners
-            for seed in profile.online_seeds}
+            for task, planner, seed in profile.online_runs()}
 
 
 def write_marker(path: Path, content: dict) -> Path:

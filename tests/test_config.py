@@ -45,8 +45,15 @@ def test_online_runs_per_task_and_the_seeds_switch():
     assert quick.online_for("obstacle") == quick.online
     assert quick.online_for("reach") == quick.task_online["reach"] != quick.online
     assert quick.online_for("reach").explore_noise == paper.online.explore_noise == 0.3  # Algorithm 1's noise
-    # snakemake --config seeds=N
-    assert quick.with_seeds(3).online_seeds == (0, 1, 2) and quick.with_seeds(None) is quick
+    # the grid: quick runs Obstacle with 3 seeds, Reach and Push with 1; the paper 3 everywhere
+    assert len(paper.online_runs()) == 27 and len(set(paper.online_runs())) == 27
+    runs = quick.online_runs()
+    assert {(t, s) for t, _, s in runs} == {("obstacle", 0), ("obstacle", 1), ("obstacle", 2), ("reach", 0),
+                                            ("push", 0)}
+    assert len(runs) == 5 * 3 and {p for _, p, _ in runs} == {"latco", "cem", "gd"}
+    # snakemake --config seeds=N: N seeds on every task
+    assert quick.with_seeds(3).online_runs() == paper.online_runs() and quick.with_seeds(None) is quick
+    assert len(quick.with_seeds(1).online_runs()) == 9
     assert quick.with_seeds(3).online_for("push") == quick.online_for("push")
     with pytest.raises(ValueError, match="positive number"):
         quick.with_seeds(0)
