@@ -49,8 +49,9 @@ def main() -> None:
     print("\nshare of the runs' time: " + ", ".join(f"{k} {v:.0%}" for k, v in share.items()))
     seeds = table.groupby(["task", "planner"])["seed"].nunique()
     per_config = table.groupby(["task", "planner"])["total"].mean()
-    print(f"\n{len(table)} runs, {total:.0f} min of job time ({seeds.min()}-{seeds.max()} seeds per "
-          f"(task, planner)). 3 seeds of each, from the mean run time per (task, planner): "
+    counts = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    print(f"\n{len(table)} runs, {total:.0f} min of job time ({counts} seeds per (task, planner)). "
+          f"3 seeds of each, from the mean run time per (task, planner): "
           f"{3 * per_config.sum():.0f} min of job time, >= {3 * per_config.sum() / 2:.0f} min on 2 cores, "
           f">= {3 * per_config.sum() / 4:.0f} min on 4")
 
