@@ -219,7 +219,7 @@ QUICK = replace(
     # gave LatCo / CEM / GD 7 / 11 / 16 of the first 20 offline starts at 3000 steps, 19 / 20 / 10 at
     # 6000 and 5 / - / 12 at 9000 (benchmarks/data_scaling.py --train-steps; LatCo's exploitation
     # comes and goes with the checkpoint, README "Results"). Chosen on those 20 starts; the other 80
-    # of Table 2's 100 are reported apart. ~25 min on one thread
+    # of Table 2's 100 are reported apart. 14.5 min on one thread (fresh-clone rebuild, 2 jobs at once)
     task_train_steps={"obstacle": 6000},
     online=OnlineConfig(seed_episodes=20, seed_hold=5, episodes=30, initial_train_steps=1500,
                         train_steps_per_episode=50, explore_noise=0.3, eval_every=10, eval_episodes=10),
@@ -238,14 +238,16 @@ QUICK = replace(
         "gd": {"iterations": 100},
         "latco-first-order": {"iterations": 400},
     },
-    # Reach and Push: 10 seed + 10 planner episodes (1 500 + 1 500 env steps), 1 500 gradient
-    # steps, evaluations at 0 and 10 episodes: ~15 min per run on one thread (README, Table 1)
+    # Reach and Push: 10 seed + 10 planner episodes (Reach 1 500 + 1 500 env steps, Push 1 200 +
+    # 1 200), 1 500 gradient
+    # steps, evaluations at 0 and 10 episodes: 6.7-13.9 min per run on one thread (README, Table 1)
     task_online={task: OnlineConfig(seed_episodes=10, seed_hold=5, episodes=10, initial_train_steps=1000,
                                     train_steps_per_episode=50, explore_noise=0.3, eval_every=10,
                                     eval_episodes=10)
                  for task in ("reach", "push")},
-    # every task; Obstacle with the paper's 3 seeds per planner (a run is 8-9 min on one thread,
-    # mostly training), Reach and Push with one (10-14 min, mostly planning); all 3 everywhere with
+    # every task; Obstacle with the paper's 3 seeds per planner (a run is 6.8-9.2 min on one thread,
+    # three quarters training), Reach and Push with one (3 Sawyer seeds everywhere would put quick
+    # at ~160 min on 2 cores, README); all 3 everywhere with
     # `snakemake --config seeds=3` (README, Table 1)
     online_seeds=(0,),
     task_online_seeds={"obstacle": (0, 1, 2)},

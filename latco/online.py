@@ -7,7 +7,6 @@ writes ``evaluations.csv`` at its end (``latco.results``).
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from collections.abc import Iterator
@@ -40,14 +39,8 @@ def _timed(run_dir: Path, phase: str, collected: int) -> Iterator[None]:
     """Append ``phase``'s wall time to the run's ``phases.csv`` when it finishes."""
     start = time.perf_counter()
     yield
-    path = run_dir / PHASES
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=_PHASE_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow({"phase": phase, "episodes_collected": collected,
-                         "seconds": round(time.perf_counter() - start, 3)})
+    records.append_csv_row(run_dir / PHASES, _PHASE_FIELDS, {
+        "phase": phase, "episodes_collected": collected, "seconds": round(time.perf_counter() - start, 3)})
 
 
 def online_training(

@@ -15,6 +15,7 @@ reads.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Sequence
@@ -49,6 +50,16 @@ def write_atomic(path: Path, write) -> Path:
     write(tmp)
     os.replace(tmp, path)
     return path
+
+
+def append_csv_row(path: Path, fields: Sequence[str], row: dict) -> None:
+    """Append ``row``'s ``fields`` to the CSV log at ``path``, writing the header if it is new."""
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(fields))
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row[k] for k in fields})
 
 
 def write_table(path: str | os.PathLike, table: pd.DataFrame) -> Path:
