@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +45,12 @@ class SavedPlan:
 
 
 def write_atomic(path: Path, write) -> Path:
-    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it to ``path``.
+
+    The temporary name is unique per call, so processes that write the same file at once (two
+    runs reusing one data folder) each rename a whole file instead of one renaming the other's."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     write(tmp)
     os.replace(tmp, path)
     return path

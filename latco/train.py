@@ -52,6 +52,9 @@ class TrainConfig:
     balance: float = 0.0
     """Fraction of each batch drawn from windows that contain a positive reward (``Replay``'s
     rule; the authors' ``dataset_balance``). 0: uniform windows, the authors' default."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights, which is then the model planners use
+    (``load_model``); the last weights are kept beside it. 0: no average, the authors' setting."""
 
 
 def default_device() -> torch.device:
@@ -80,12 +83,49 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ) from err
 
 
-def load_model(run_dir: str | os.PathLike, device: str | torch.device | None = None) -> RSSM:
-    """The trained world model of a run directory, in eval mode."""
+def load_model(run_dir: str | os.PathLike, device: str | torch.device | None = None,
+               average: bool = True) -> RSSM:
+    """The trained world model of a run directory, in eval mode: its weight average when training
+    kept one (``TrainConfig.ema``) and ``average`` is true, else its last weights."""
     state = load_checkpoint(Path(run_dir) / CHECKPOINT, map_location=device or "cpu")
     model = RSSM(WorldModelConfig(**state["model_config"])).to(device or "cpu")
-    model.load_state_dict(state["model"])
+    averaged = state.get("average")
+    model.load_state_dict(averaged["state"] if average and averaged is not None else state["model"])
     return model.eval()
+
+
+class WeightAverage:
+    """Exponential moving average of a model's weights (Polyak averaging).
+
+    The decay is ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so early averages are not
+    dominated by the random initialization. Why: along one training run the model's response to
+    actions outside the data swings from checkpoint to checkpoint (README, Obstacle); an average
+    over the last ~1 / (1 - decay) steps does not depend on where the run happens to stop.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"weight-average decay must be in (0, 1), got {decay}")
+        self.decay, self.updates = decay, 0
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        """Move the average towards ``model``'s current weights."""
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for key, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                self.state[key].lerp_(value.detach(), 1.0 - decay)
+            else:
+                self.state[key].copy_(value)
+
+    def state_dict(self) -> dict:
+        return {"state": self.state, "updates": self.updates}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.state = {k: v.clone() for k, v in saved["state"].items()}
+        self.updates = saved["updates"]
 
 
 def _to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
@@ -114,6 +154,7 @@ def train_world_model(
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     replay.rng = np.random.default_rng(cfg.seed)
     replay.balance = cfg.balance
+    average = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
     step = 0
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists():
@@ -127,6 +168,11 @@ def train_world_model(
         generator.set_state(state["generator"].cpu())
         replay.load_state_dict(state["replay"])
         step = state["step"]
+        if average is not None:
+            if state.get("average") is None:
+                raise ValueError(f"{ckpt_path} was trained without a weight average (TrainConfig.ema); "
+                                 "use a new run directory")
+            average.load_state_dict(state["average"])
     _truncate_metrics(run_dir / METRICS, step)
 
     def save() -> None:
@@ -139,6 +185,7 @@ def train_world_model(
                 "step": step,
                 "model_config": asdict(model_config),
                 "train_config": asdict(cfg),
+                "average": average.state_dict() if average is not None else None,
             },
             ckpt_path,
         )
@@ -160,6 +207,8 @@ def train_world_model(
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        if average is not None:
+            average.update(model)
         step += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
@@ -171,6 +220,8 @@ def train_world_model(
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save()
     bar.close()
+    if average is not None:
+        model.load_state_dict(average.state)
     return model.eval()
 
 

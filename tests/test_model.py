@@ -327,3 +327,33 @@ def test_imagined_reward_calibration_matches_per_window_open_loop():
     assert out["gap"] == pytest.approx(rewards.sum(1).mean() - pred.sum(1).mean(), rel=1e-4, abs=1e-5)
     none = imagined_reward_calibration(model, [{**episodes[0], "success": np.zeros(12, bool)}])
     assert none["windows"] == 0 and np.isnan(none["recall"])
+
+
+def test_weight_average_is_the_warmed_up_ema_of_the_trained_weights_and_survives_resume(tmp_path):
+    """The average equals an EMA computed here from the weights after every step (each step a
+    resumed run, which equals uninterrupted training), with decay min(d, (1 + n) / (10 + n))."""
+    episodes = moving_square_episodes(4)
+    decay, steps = 0.8, 12
+    cfg = TrainConfig(steps=steps, batch=4, length=6, lr=1e-3, log_every=2, checkpoint_every=1, ema=decay)
+    full = train_world_model(TINY, Replay(episodes, 6), tmp_path / "a", cfg, device="cpu", progress=False)
+    torch.manual_seed(cfg.seed)
+    raw = [RSSM(TINY)]  # step 0: the seeded initialization, as train_world_model draws it
+    for n in range(1, steps + 1):
+        step_cfg = TrainConfig(**{**cfg.__dict__, "steps": n})
+        train_world_model(TINY, Replay(episodes, 6), tmp_path / "b", step_cfg, device="cpu", progress=False)
+        raw.append(load_model(tmp_path / "b", average=False))
+    name = "img1.weight"
+    expected = raw[0].state_dict()[name].double()
+    for n in range(1, steps + 1):
+        d = min(decay, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * raw[n].state_dict()[name].double()
+    torch.testing.assert_close(full.state_dict()[name].double(), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(load_model(tmp_path / "b").state_dict()[name], full.state_dict()[name])
+    last = load_model(tmp_path / "a", average=False).state_dict()[name]
+    torch.testing.assert_close(last, raw[-1].state_dict()[name])
+    assert not torch.allclose(last, full.state_dict()[name])  # the average is not the last weights
+    plain = TrainConfig(**{**cfg.__dict__, "ema": 0.0, "steps": 2})
+    train_world_model(TINY, Replay(episodes, 6), tmp_path / "c", plain, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="without a weight average"):  # resuming it with one
+        averaged = TrainConfig(**{**cfg.__dict__, "steps": 3})
+        train_world_model(TINY, Replay(episodes, 6), tmp_path / "c", averaged, device="cpu", progress=False)

@@ -100,3 +100,27 @@ def test_an_unmarked_but_complete_evaluation_is_finished_once_checked(tmp_path):
     assert log.finish_if_complete(3)
     table = pd.read_csv(log.folder / records.FINISHED)
     assert list(table["episode"]) == [0, 1, 2] and list(table["success"]) == [False, True, False]
+
+
+def test_writers_of_one_file_at_once_each_rename_a_whole_file(tmp_path):
+    """Two processes finishing one marker at once (two runs sharing a data folder) both succeed,
+    and the file holds one writer's whole content (a shared temporary name lost one's rename)."""
+    import multiprocessing as mp
+    import time
+
+    target, start = tmp_path / "marker.json", time.time() + 4  # both write during the same second
+    with mp.get_context("spawn").Pool(2) as pool:
+        pool.starmap(_write_many, [(target, "a", start), (target, "b", start)])
+    assert target.read_text() in ("a" * 1000, "b" * 1000)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def _write_many(path, letter, start):
+    import time
+    from pathlib import Path
+
+    time.sleep(max(0.0, start - time.time()))
+    writes = 0
+    while time.time() < start + 2 or writes < 100:
+        records.write_atomic(Path(path), lambda tmp: tmp.write_text(letter * 1000))
+        writes += 1
