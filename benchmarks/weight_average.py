@@ -1,8 +1,8 @@
 """Does a weight average (``TrainConfig.ema``) make the offline model's exploitability stop depending
 on where training stops? Checkpoints of one training run, last weights against their average.
 
-Usage: python benchmarks/weight_average.py [--task obstacle] [--seeds 0 1] [--ema 0.999]
-       [--snapshots 3000 4500 6000 7500 9000] [--planners latco] [--starts 20]
+Usage: python benchmarks/weight_average.py [--task obstacle] [--seeds 0 1 2] [--ema 0.999]
+       [--snapshots 3000 4500 6000 7500 9000] [--planners latco cem gd] [--starts 20]
        [--profile quick] [--root results/weight_average] [--report-only]
 
 Each training seed trains the profile's world model for ``task`` on the profile's offline data,
@@ -77,10 +77,10 @@ def report(root: Path, task: str) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="obstacle")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--snapshots", nargs="+", type=int, default=[3000, 4500, 6000, 7500, 9000])
-    parser.add_argument("--planners", nargs="+", default=["latco"])
+    parser.add_argument("--planners", nargs="+", default=["latco", "cem", "gd"])
     parser.add_argument("--starts", type=int, default=20)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--root", default="results/weight_average")

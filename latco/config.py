@@ -220,9 +220,9 @@ QUICK = replace(
     # 6000 and 5 / - / 12 at 9000 (benchmarks/data_scaling.py --train-steps; LatCo's exploitation
     # comes and goes with the checkpoint, README "Results"). Chosen on those 20 starts; the other 80
     # of Table 2's 100 are reported apart. 14.5 min on one thread (fresh-clone rebuild, 2 jobs at once)
-    # On 20 validation starts (none of Table 2's) this model gives LatCo 0.95 too, but other seeds
-    # and checkpoints give 0.25-1.00, and a weight average (TrainConfig.ema) steadies the checkpoints,
-    # not the seeds (benchmarks/weight_average.py, README)
+    # On 20 validation starts (none of Table 2's) this model gives LatCo 0.95 too, but training seeds
+    # 0 and 2 are exploited by LatCo at most other checkpoints (0.25-1.00 over 3 seeds x 5 checkpoints);
+    # a weight average (TrainConfig.ema) steadies checkpoints, not seeds (benchmarks/weight_average.py)
     task_train_steps={"obstacle": 6000},
     online=OnlineConfig(seed_episodes=20, seed_hold=5, episodes=30, initial_train_steps=1500,
                         train_steps_per_episode=50, explore_noise=0.3, eval_every=10, eval_episodes=10),
