@@ -108,7 +108,7 @@ def test_writers_of_one_file_at_once_each_rename_a_whole_file(tmp_path):
     import multiprocessing as mp
     import time
 
-    target, start = tmp_path / "marker.json", time.time() + 4  # both write during the same second
+    target, start = tmp_path / "marker.json", time.time() + 4  # both write during the same 2 s
     with mp.get_context("spawn").Pool(2) as pool:
         pool.starmap(_write_many, [(target, "a", start), (target, "b", start)])
     assert target.read_text() in ("a" * 1000, "b" * 1000)
