@@ -6,6 +6,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
+# settings for one rebuild by dotted path, e.g. SET="planners.latco.iterations=100" (README)
+SET ?=
 # Two threads and OpenMP busy-waiting make torch 5-15x slower under any other load (NOTES);
 # small LAPACK blocks are fastest single-threaded.
 export OMP_WAIT_POLICY ?= PASSIVE
@@ -39,7 +41,7 @@ test: setup lint
 	fi
 
 paper: setup
-	$(VENV)/bin/snakemake --cores all all --config profile=$(PROFILE)
+	$(VENV)/bin/snakemake --cores all all --config profile=$(PROFILE) $(if $(strip $(SET)),set="$(SET)")
 
 # Wheels a lent accelerator (Python 3.12, its own torch, numpy, scipy, pandas, matplotlib) lacks
 # for benchmarks/gpu_check.py; carried as wheels-gpu/ (docs/gpu.md has the one command).

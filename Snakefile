@@ -1,15 +1,27 @@
 """Rebuild every figure and table of the paper: `snakemake --cores 4 all [--config profile=...]`.
 
+Any profile setting can be changed for one rebuild by its dotted path (latco/settings.py):
+
+    snakemake --cores 4 all --config profile=quick set="planners.latco.iterations=100 task_train_steps.obstacle=9000"
+
+(Snakemake's --config takes no dots in a key, hence `set=`; nested YAML works too:
+`--config 'planners={latco: {iterations: 100}}'`, or a file with --configfile.) Each rule passes a
+digest of the settings its job depends on as `params`, so Snakemake re-runs exactly the jobs a
+changed setting affects, and what reads their results.
+
 Each rule runs one notebook through papermill (latco.workflow: written to a temporary file and
 renamed when done, so a killed run re-runs only unfinished jobs, and those resume inside).
 Executed notebooks go to <results>/notebooks/, figures and tables to the figures directory.
 The tasks, planners and seeds of each stage come from the profile (latco/config.py).
 """
 
+import json
+import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
-from latco import paths, results
+from latco import paths, results, settings
 from latco.config import get_profile
 from latco.envs import TASKS
 from latco.manifest import FIG3_PLANNER, FIG4_PLANNERS, FIGURES
@@ -21,7 +33,12 @@ configfile: "config/config.yaml"
 PROFILE = config["profile"]
 # online seeds per (task, planner): the profile's (quick 1, paper 3) unless --config seeds=N
 SEEDS = config.get("seeds")
-PROF = get_profile(PROFILE).with_seeds(SEEDS)
+WORKFLOW_KEYS = {"profile", "results_root", "figures_dir", "seed", "seeds", "set"}
+# every other config key is a profile setting: nested (planners={latco: {iterations: 7}}) or set="a.b=1 c.d=2"
+OVERRIDES = {**settings.flatten({k: v for k, v in config.items() if k not in WORKFLOW_KEYS}),
+             **settings.parse_assignments(config.get("set"))}
+PROF = get_profile(PROFILE).with_overrides(OVERRIDES).with_seeds(SEEDS)
+OVR = shlex.quote(json.dumps(settings.jsonable(PROF.overrides)))  # one papermill parameter, checked types
 R = Path(config.get("results_root") or "results") / PROFILE
 FIG = Path(config["figures_dir"]) if config.get("figures_dir") else paths.figures_dir(PROFILE)
 if FIG.is_absolute() and FIG.is_relative_to(Path.cwd()):
@@ -34,7 +51,7 @@ GPU = PROF.gpu  # the paper profile's models and planners want a GPU; quick and 
 # small models and busy-waits whenever another job runs (NOTES). With a GPU, feed it with 4.
 HEAVY_THREADS = 4 if GPU else 1
 RUN = f"{sys.executable} -m latco.workflow"  # the Python that runs snakemake (the venv)
-COMMON = f"-p profile {PROFILE} -p results {R} -p seed {SEED}"
+COMMON = f"-p profile {PROFILE} -p results {R} -p seed {SEED} -p overrides {OVR}"
 
 OFFLINE = [(t, p) for t in TASKS for p in PROF.offline_planners]
 ONLINE = PROF.online_runs()
@@ -48,6 +65,17 @@ def data_done(task): return results.data_done(R, task)
 def model_done(task): return results.model_done(R, task)
 def offline_done(task, planner): return results.offline_done(R, task, planner)
 def online_done(task, planner, seed): return results.online_done(R, task, planner, seed)
+
+
+# What each job's result depends on (latco.settings), as a digest: Snakemake's params trigger re-runs
+# a job whose digest changed since its last run, and then everything that reads its output.
+def data_params(w): return settings.digest(settings.data_settings(PROF, w.task, SEED))
+def model_params(w): return settings.digest(settings.model_settings(PROF, w.task, SEED))
+def offline_params(w): return settings.digest(settings.offline_settings(PROF, w.task, w.planner, SEED))
+def online_params(w): return settings.digest(settings.online_settings(PROF, w.task, w.planner, int(w.seed)))
+LATCO_PARAMS = settings.digest(settings.planner_settings(PROF, "latco"))  # Figs. 1, 5, 7 plan with it
+TIMING_PARAMS = settings.digest({"planners": {p: settings.planner_settings(PROF, p) for p in sorted(PROF.planners)},
+                                 "timing": asdict(PROF.timing), "world_model": asdict(PROF.world_model)})
 
 
 rule all:
@@ -70,7 +98,7 @@ rule data:
     # (2026-12-02: the Sawyer data had not started 20 min into a rebuild); its second process
     # shares the CPU with whatever else runs instead
     threads: 1
-    params: workers=lambda wildcards: 1 if wildcards.task == "obstacle" else 2
+    params: workers=lambda wildcards: 1 if wildcards.task == "obstacle" else 2, settings=data_params
     priority: 10  # minutes each, and everything offline waits on it: before two 1-thread online jobs
     resources: mem_mb=4000, runtime=minutes(0.3, 3)
     shell: "{RUN} notebooks/01_data.ipynb {output.nb} --threads 1 {COMMON} -p task {wildcards.task} "
@@ -85,6 +113,7 @@ rule world_model:
     benchmark: R / "benchmarks" / "02_world_model_{task}.tsv"
     threads: HEAVY_THREADS
     priority: 5  # every offline evaluation and three figures wait on the models
+    params: settings=model_params
     resources: mem_mb=8000, runtime=minutes(1, 24), gpu=int(GPU),
         slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/02_world_model.ipynb {output.nb} --threads {threads} {COMMON} -p task {wildcards.task} "
@@ -96,6 +125,7 @@ rule offline:
     output: offline_done("{task}", "{planner}"), nb=NB / "03_offline_{task}_{planner}.ipynb"
     log: LOGS / "03_offline_{task}_{planner}.log"
     benchmark: R / "benchmarks" / "03_offline_{task}_{planner}.tsv"
+    params: settings=offline_params
     threads: 1
     resources: mem_mb=4000, runtime=minutes(0.5, 12), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/03_offline_planning.ipynb {output.nb} --threads {threads} {COMMON} "
@@ -108,10 +138,11 @@ rule online:
     benchmark: R / "benchmarks" / "04_online_{task}_{planner}_seed{seed}.tsv"
     threads: 1
     priority: 1  # the longest jobs, needed only by the tables: start them early, not last
+    params: settings=online_params
     resources: mem_mb=8000, runtime=minutes(1, 48), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/04_online_training.ipynb {output.nb} --threads {threads} -p profile {PROFILE} "
            "-p results {R} -p seed {wildcards.seed} -p task {wildcards.task} -p planner {wildcards.planner} "
-           "> {log} 2>&1"
+           "-p overrides {OVR} > {log} 2>&1"
 
 
 rule tasks_figure:
@@ -129,6 +160,7 @@ rule plan_optimization:
     output: [FIG / f for f in FIGURES["10_plan_optimization"]], nb=NB / "10_plan_optimization.ipynb"
     log: LOGS / "10_plan_optimization.log"
     benchmark: R / "benchmarks" / "10_plan_optimization.tsv"
+    params: settings=LATCO_PARAMS
     threads: 1
     resources: mem_mb=4000, runtime=minutes(0.2, 1)
     shell: "{RUN} notebooks/10_plan_optimization.ipynb {output.nb} --threads {threads} {COMMON} "
@@ -177,7 +209,8 @@ rule planning_time:
     output: [FIG / f for f in FIGURES["14_planning_time"]], nb=NB / "14_planning_time.ipynb"
     log: LOGS / "14_planning_time.log"
     benchmark: R / "benchmarks" / "14_planning_time.tsv"
+    params: settings=TIMING_PARAMS
     threads: HEAVY_THREADS
     resources: mem_mb=8000, runtime=minutes(0.5, 2), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
     shell: "{RUN} notebooks/14_planning_time.ipynb {output.nb} --threads {threads} -p profile {PROFILE} "
-           "-p results {R} -p fig_dir {FIG} > {log} 2>&1"
+           "-p results {R} -p fig_dir {FIG} -p overrides {OVR} > {log} 2>&1"

@@ -138,6 +138,15 @@ class Profile:
     timing: TimingConfig = TimingConfig(budget_s=None, compare_paper=False, paper_sized_model=True,
                                         horizons=(10, 30, 60, 120), repeats=3)
     """Notebook 14's measurements."""
+    overrides: dict[str, object] = field(default_factory=dict)
+    """The dotted-path overrides this profile was made with (``with_overrides``; empty: as defined)."""
+
+    def with_overrides(self, overrides: dict[str, object] | None) -> Profile:
+        """This profile with ``{"planners.latco.iterations": 100, ...}`` applied (``latco.settings``);
+        an unknown path or a value of the wrong type raises ``SettingsError`` naming the valid ones."""
+        from latco.settings import apply_overrides
+
+        return apply_overrides(self, overrides)
 
     def train_for(self, task: str) -> TrainConfig:
         """The offline world model's training of ``task`` (``train`` with ``task_train_steps``)."""

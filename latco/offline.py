@@ -1,7 +1,8 @@
 """The offline experiment (paper App. "Offline training", Tables 2 and 3): one world model per task,
 trained on the fixed offline data, then every planner evaluated on it from the same start states.
 
-Each step is resumable and marks its result finished (``latco.results``):
+Each step is resumable, records the settings it was made with (``latco.settings``) and marks its
+result finished (``latco.results``):
 
     model = offline_model("obstacle", get_profile("quick"), "results/quick")
     table = offline_evaluation("obstacle", "latco", get_profile("quick"), model, out_dir)
@@ -15,14 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from latco import data, envs, paths
+from latco import data, envs, paths, settings
 from latco.agent import evaluate
 from latco.config import Profile, eval_episodes, make_profile_planner, world_model_config
 from latco.model import RSSM
 from latco.recipe import oracle_data
 from latco.replay import Replay
 from latco.results import MODEL_DONE, write_marker
-from latco.train import train_world_model
+from latco.train import CHECKPOINT, load_checkpoint, train_world_model
 
 
 def world_model_for_task(
@@ -34,17 +35,37 @@ def world_model_for_task(
     steps: int | None = None,
     device: str | None = None,
 ) -> RSSM:
-    """Train (or resume) the profile's world model for ``task`` on ``episodes``."""
+    """Train (or resume) the profile's world model for ``task`` on ``episodes``.
+
+    ``run_dir`` records the settings (``latco.settings.model_settings``). A model trained with other
+    settings is kept and ``SettingsMismatch`` names the difference, except more ``steps``: training
+    continues from the checkpoint, exactly as one longer run would have gone. Fewer steps than the
+    checkpoint has is an error too (a model cannot be untrained). ``trained.json`` states the
+    steps the checkpoint holds.
+    """
+    run_dir = Path(run_dir)
     cfg = world_model_config(profile, envs.task_spec(task).action_size)
     train_cfg = profile.train_for(task)
     train_cfg = replace(train_cfg, seed=seed, steps=steps if steps is not None else train_cfg.steps)
+    wanted = settings.model_settings(profile, task, seed, train_cfg.steps)
+    if (run_dir / CHECKPOINT).exists():
+        have = load_checkpoint(run_dir / CHECKPOINT)["step"]
+        if have > train_cfg.steps:
+            raise settings.SettingsMismatch(
+                f"the world model in {run_dir} has trained {have} steps and {train_cfg.steps} were asked "
+                "for: "
+                f"a model cannot be untrained. Ask for {have} or more (task_train_steps.{task}={have}), or "
+                f"delete {run_dir} to train {train_cfg.steps} steps from scratch.")
+    if settings.claim(run_dir, profile, wanted, f"world model of {task}", "error",
+                      allowed=("train.steps",) + settings.MODEL_BOOKKEEPING):
+        settings.write_record(run_dir, settings.make_record(profile, wanted))  # more steps: training goes on
     # windows cannot be longer than the shortest episode (Obstacle has 31 images)
     length = min(train_cfg.length, min(len(e.images) for e in episodes))
     replay = Replay(episodes, length=length, seed=seed, balance=train_cfg.balance)
     model = train_world_model(cfg, replay, run_dir, train_cfg, device=device)
-    write_marker(Path(run_dir) / MODEL_DONE,
-                 {"steps": train_cfg.steps, "episodes": len(episodes),
-                  "env_steps": sum(len(e) for e in episodes)})
+    write_marker(run_dir / MODEL_DONE,
+                 {"steps": model.trained_steps, "episodes": len(episodes),
+                  "env_steps": sum(len(e) for e in episodes), "record": settings.read_record(run_dir)})
     return model
 
 
@@ -58,15 +79,21 @@ def offline_evaluation(
     profile: Profile,
     model: RSSM,
     out_dir: str | os.PathLike,
+    model_seed: int | None = None,
     **planner_overrides: object,
 ) -> pd.DataFrame:
     """Table 2: evaluate ``planner`` with the world model trained offline (``offline_model``).
 
     Every planner sees the same model and the same start states; resumable through ``out_dir``,
-    which gets ``table.csv`` when every episode has run (``latco.records``).
+    which gets ``table.csv`` when every episode has run (``latco.records``). ``out_dir`` records the
+    settings (``latco.settings.offline_settings``; ``model_seed``: the seed of the profile's offline
+    model that ``model`` is, so a re-trained model re-makes the evaluation; None: a model from
+    elsewhere). An evaluation made with other settings is moved aside and made anew, never returned.
     """
     episodes = eval_episodes(profile, envs.task_spec(task).eval_episodes)
     agent = make_profile_planner(profile, planner, **planner_overrides)
+    wanted = settings.offline_settings(profile, task, planner, model_seed, **planner_overrides)
+    settings.claim(out_dir, profile, wanted, f"offline evaluation of {planner} on {task}", "remake")
     return evaluate(model, agent, task, episodes, seed=OFFLINE_EVAL_SEED, out_dir=out_dir)
 
 
@@ -91,4 +118,4 @@ def offline_run(task: str, planner: str, profile: Profile, results: str | os.Pat
     """
     model = offline_model(task, profile, results, seed, device)
     return offline_evaluation(task, planner, profile, model, paths.offline_dir(results, task, planner),
-                              **planner_overrides)
+                              model_seed=seed, **planner_overrides)

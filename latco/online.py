@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm  # text bars: notebooks run headless through papermill (no ipywidgets)
 
-from latco import data, envs, records
+from latco import data, envs, records, settings
 from latco.agent import evaluate, run_episode
 from latco.config import Profile, make_profile_planner, world_model_config
 from latco.envs.oracle import RandomPolicy
@@ -58,7 +58,9 @@ def online_training(
     iteration, each saved before the model trains on it), ``model/`` (checkpoint and metrics),
     ``eval_<k>/`` per evaluation, ``phases.csv`` (seconds per phase) and ``evaluations.csv``.
     A killed run resumes from the episodes on disk and the last checkpoint; no episode is lost or
-    collected twice.
+    collected twice. ``settings.json`` records what the run is made with
+    (``latco.settings.online_settings``): a run made with other settings is moved aside to
+    ``<run_dir>.replaced`` and started afresh, never continued or returned.
     Returns the evaluation table (one row per evaluation: episodes collected, success rate, …).
     """
     cfg, run_dir = profile.online_for(task), Path(run_dir)
@@ -66,7 +68,9 @@ def online_training(
     size = profile.world_model.image_size
     episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
     seed_policy = RandomPolicy(spec.action_size, cfg.seed_hold)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    wanted = settings.online_settings(profile, task, planner, seed, **planner_overrides)
+    settings.claim(run_dir, profile, wanted,
+                   f"online run of {planner} on {task} (seed {seed})", "remake")
     with _timed(run_dir, "seed episodes", 0):
         data.collect(task, seed_policy, cfg.seed_episodes, episodes_dir, seed, size)
     episodes = data.load_episodes(episodes_dir)

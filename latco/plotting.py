@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from latco.config import Profile
 from latco.data import Episode
 from latco.records import write_atomic, write_table
 
@@ -66,28 +67,30 @@ def task_strips(
     return fig
 
 
-def provenance_fields(profile: str) -> dict[str, str]:
-    """{"profile", "commit", "date"}: what made a figure or table (commit "unknown" outside git)."""
+def provenance_fields(profile: str | Profile) -> dict[str, str]:
+    """{"profile", "commit", "date"}: what made a figure or table (commit "unknown" outside git).
+
+    Given a ``Profile`` with overrides, "profile" names them too: ``quick (planners.latco.iterations=7)``."""
     import datetime
-    import subprocess
 
-    from latco.paths import ROOT
+    from latco.settings import code_commit
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    return {"profile": profile, "commit": commit, "date": datetime.date.today().isoformat()}
+    name = profile if isinstance(profile, str) else profile.name
+    overrides = {} if isinstance(profile, str) else profile.overrides
+    if overrides:
+        name += " (" + ", ".join(f"{k}={v}" for k, v in overrides.items()) + ")"
+    commit = code_commit()
+    commit = commit if commit == "unknown" else commit[:7] + ("-dirty" if commit.endswith("-dirty") else "")
+    return {"profile": name, "commit": commit, "date": datetime.date.today().isoformat()}
 
 
-def provenance(profile: str) -> str:
+def provenance(profile: str | Profile) -> str:
     """"profile quick · commit 1a2b3c4 · 2026-11-24": the line every figure and table states."""
     fields = provenance_fields(profile)
     return f"profile {fields['profile']} · commit {fields['commit']} · {fields['date']}"
 
 
-def stamp(fig: Figure, profile: str) -> Figure:
+def stamp(fig: Figure, profile: str | Profile) -> Figure:
     """Write the provenance line in the figure's bottom-left corner."""
     fig.text(0.005, 0.003, provenance(profile), fontsize=6, color="gray", ha="left", va="bottom")
     return fig
@@ -105,7 +108,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     return path
 
 
-def save_table(table: pd.DataFrame, stem: str | os.PathLike, profile: str) -> tuple[Path, Path]:
+def save_table(table: pd.DataFrame, stem: str | os.PathLike, profile: str | Profile) -> tuple[Path, Path]:
     """``<stem>.csv`` (with ``profile``/``commit``/``date`` columns) and ``<stem>.md`` (a Markdown
     table with the provenance line under it), written atomically."""
     stem = Path(stem)
@@ -179,3 +182,14 @@ def reward_scatter(pred: np.ndarray, true: np.ndarray, title: str = "") -> Figur
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def show(path: str | os.PathLike):
+    """The saved PNG at ``path`` as a notebook output, so an executed notebook shows the figure inline.
+
+    Figures made as ``matplotlib.figure.Figure`` objects (``latco.figures``) are not drawn by Jupyter's
+    inline backend (it only draws pyplot's figures); the saved file is exactly what ``figures/`` holds.
+    """
+    from IPython.display import Image
+
+    return Image(filename=str(path))

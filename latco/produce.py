@@ -1,4 +1,4 @@
-"""Every result of a profile in one process: ``python -m latco.produce --profile smoke``.
+"""Every result of a profile in one process: ``python -m latco.produce --profile smoke [--set PATH=VALUE]``.
 
 The Snakefile makes the same files job by job through notebooks 01-04; this is the short way for
 the smoke profile (``make test`` runs it before notebooks 10-14, which only read results).
@@ -40,6 +40,13 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=None, help="online seeds per (task, planner); "
                         "default: the profile's")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                        help="override a profile setting by its dotted path, e.g. "
+                        "planners.latco.iterations=100 "
+                        "(repeatable; latco.settings)")
     args = parser.parse_args()
-    produce_results(get_profile(args.profile).with_seeds(args.seeds),
-                    args.results or paths.results_dir(args.profile), args.seed)
+    from latco.settings import parse_assignments
+
+    profile = get_profile(args.profile).with_overrides(parse_assignments(args.overrides))
+    profile = profile.with_seeds(args.seeds)
+    produce_results(profile, args.results or paths.results_dir(args.profile), args.seed)

@@ -2,7 +2,10 @@
 and greedy episodes so the model also sees failures, plus held-out oracle episodes.
 
 Every split is collected resumably (``latco.data.collect``), and the data directory gets
-``episodes.json`` when all are on disk (``latco.results``):
+``episodes.json`` when all are on disk (``latco.results``). The folder's ``settings.json`` records
+what the data was collected with (``latco.settings.data_settings``); asked for other noise, seed or
+image size, ``oracle_data`` stops with ``SettingsMismatch`` instead of mixing two recipes (more or
+fewer episodes are fine: collected episodes are kept and a prefix is used):
 
     episodes = oracle_data("obstacle", get_profile("quick"), "results/quick/data/obstacle")
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from latco import data, envs
+from latco import data, envs, settings
 from latco.config import Profile
 from latco.envs.oracle import RandomPolicy
 from latco.results import DATA_DONE, write_marker
@@ -38,6 +41,10 @@ def oracle_data(
     Existing episodes are reused; ``workers`` processes collect side by side (``data.collect``).
     """
     data_dir = Path(data_dir)
+    wanted = settings.data_settings(profile, task, seed)
+    if settings.claim(data_dir, profile, wanted, f"offline data of {task}", "error",
+                      allowed=settings.DATA_COUNTS):
+        settings.write_record(data_dir, settings.make_record(profile, wanted))  # other counts: same recipe
     size = profile.world_model.image_size
     action_size = envs.task_spec(task).action_size
     cfg = profile.data_for(task)
@@ -64,5 +71,6 @@ def oracle_data(
         data.collect(task, policy, count, data_dir / split, seed=split_seed, image_size=size,
                      workers=workers)
         out[split] = data.load_episodes(data_dir / split)[:count]
-    write_marker(data_dir / DATA_DONE, {split: len(eps) for split, eps in out.items()})
+    write_marker(data_dir / DATA_DONE, {**{split: len(eps) for split, eps in out.items()},
+                                        "record": settings.read_record(data_dir)})
     return {"train": out["train"] + out["random"] + out["greedy"], "heldout": out["heldout"]}

@@ -1,7 +1,9 @@
 """Results are read, not recomputed: typed readers of what the workflow's producers wrote.
 
-The producers (``latco.experiments``, run by notebooks 01-04 under the Snakefile) write into
-``results/<profile>/`` (layout: ``latco.paths``) and mark each result finished with one file:
+The producers (``latco.recipe``, ``latco.offline``, ``latco.online``, run by notebooks 01-04 under the
+Snakefile) write into ``results/<profile>/`` (layout: ``latco.paths``), record in each result folder the
+settings it was made with (``settings.json``, ``latco.settings``; ``record`` below reads it) and mark
+each result finished with one file:
 
     data/<task>/episodes.json                     the offline data is collected
     models/<task>/trained.json                    the offline world model has trained its steps
@@ -30,11 +32,11 @@ from latco.config import Profile
 from latco.model import RSSM
 
 DATA_DONE = "episodes.json"
-"""Written into ``data/<task>/`` by ``experiments.oracle_data`` once every split is collected."""
+"""Written into ``data/<task>/`` by ``recipe.oracle_data`` once every split is collected."""
 MODEL_DONE = "trained.json"
-"""Written into a model directory by ``experiments.world_model_for_task`` once training is done."""
+"""Written into a model directory by ``offline.world_model_for_task`` once training is done."""
 ONLINE_DONE = "evaluations.csv"
-"""Written into an online run's directory by ``experiments.online_training`` at its end."""
+"""Written into an online run's directory by ``online.online_training`` at its end."""
 
 PRODUCERS = {
     "data": ("data", "notebooks/01_data.ipynb"),
@@ -59,14 +61,42 @@ class MissingResult(FileNotFoundError):
 
 
 def locate(profile: str, results: str | os.PathLike | None = None,
-           fig_dir: str | os.PathLike | None = None, seeds: int | None = None) -> tuple[Profile, Path, Path]:
+           fig_dir: str | os.PathLike | None = None, seeds: int | None = None,
+           overrides: dict | str | None = None) -> tuple[Profile, Path, Path]:
     """A notebook's set-up: the profile (with ``seeds`` online seeds if given, as the Snakefile's
-    ``--config seeds=N``), its results directory (default ``results/<profile>``) and its figures
-    directory (default ``Profile.figures_dir``)."""
+    ``--config seeds=N``, and ``overrides`` applied: ``{"planners.latco.iterations": 100}`` or
+    ``"planners.latco.iterations=100 ..."``, ``latco.settings``), its results directory (default
+    ``results/<profile>``) and its figures directory (default ``Profile.figures_dir``)."""
     from latco.config import get_profile
+    from latco.settings import parse_assignments
 
-    return (get_profile(profile).with_seeds(seeds), Path(results) if results else paths.results_dir(profile),
+    if isinstance(overrides, str):
+        overrides = parse_assignments(overrides)
+    prof = get_profile(profile).with_overrides(overrides).with_seeds(seeds)
+    return (prof, Path(results) if results else paths.results_dir(profile),
             Path(fig_dir) if fig_dir else paths.figures_dir(profile))
+
+
+def record(folder: str | os.PathLike) -> dict:
+    """What a result folder records about how it was made (``settings.json``): ``settings``,
+    ``profile``, ``overrides``, ``commit``, ``written``. Raises FileNotFoundError if it has none."""
+    from latco.settings import SETTINGS_FILE, read_record
+
+    found = read_record(folder)
+    if found is None:
+        raise FileNotFoundError(f"{Path(folder) / SETTINGS_FILE} is missing: {folder} is not a result "
+                                "folder, or was made by code that did not record settings")
+    return found
+
+
+def _check_names(task: str, planner: str | None = None) -> None:
+    """A task or planner name that no producer can make is named as such, not as a missing result."""
+    from latco.envs import task_spec
+    from latco.planners import available_planners
+
+    task_spec(task)  # ValueError listing the tasks
+    if planner is not None and planner not in available_planners():
+        raise ValueError(f"unknown planner {planner!r}; choose one of: {', '.join(available_planners())}")
 
 
 def _finished(kind: str, path: Path) -> Path:
@@ -96,12 +126,14 @@ def model(results: str | os.PathLike, task: str, device: str | torch.device | No
     """The offline world model of ``task``, trained to the end, in eval mode."""
     from latco.train import load_model
 
+    _check_names(task)
     _finished("model", model_done(results, task))
     return load_model(paths.model_dir(results, task), device=device)
 
 
 def heldout_episodes(results: str | os.PathLike, task: str, n: int | None = None) -> list[data.Episode]:
     """The first ``n`` (default: all) held-out noisy-oracle episodes of ``task``'s offline data."""
+    _check_names(task)
     _finished("data", data_done(results, task))
     return data.load_episodes(paths.data_dir(results, task) / "heldout")[:n]
 
@@ -132,6 +164,7 @@ class Evaluation:
 
 def offline(results: str | os.PathLike, task: str, planner: str) -> Evaluation:
     """The offline evaluation of ``planner`` on ``task``'s offline model (Tables 2, 3)."""
+    _check_names(task, planner)
     path = _finished("offline", offline_done(results, task, planner))
     return Evaluation(path.parent, pd.read_csv(path))
 
@@ -147,6 +180,7 @@ def offline_tables(results: str | os.PathLike, profile: Profile,
 
 def online(results: str | os.PathLike, task: str, planner: str, seed: int) -> pd.DataFrame:
     """The evaluations of one online run: one row per evaluation (episodes collected, success, …)."""
+    _check_names(task, planner)
     return pd.read_csv(_finished("online", online_done(results, task, planner, seed)))
 
 

@@ -143,7 +143,8 @@ def train_world_model(
     """Train (or resume training) a world model on replay windows; returns the trained model.
 
     Raises ``FloatingPointError`` naming the step if the loss becomes NaN/Inf; the last good
-    checkpoint is kept.
+    checkpoint is kept. A checkpoint with more steps than ``cfg.steps`` is an error (no silent
+    early stop). The returned model's ``trained_steps`` is the step its checkpoint holds.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,9 @@ def train_world_model(
         generator.set_state(state["generator"].cpu())
         replay.load_state_dict(state["replay"])
         step = state["step"]
+        if step > cfg.steps:
+            raise ValueError(f"{ckpt_path} has trained {step} steps, more than the {cfg.steps} asked for: a "
+                             "model cannot be untrained; ask for more steps or use a new run directory")
         if average is not None:
             if state.get("average") is None:
                 raise ValueError(f"{ckpt_path} was trained without a weight average (TrainConfig.ema); "
@@ -222,6 +226,7 @@ def train_world_model(
     bar.close()
     if average is not None:
         model.load_state_dict(average.state)
+    model.trained_steps = step  # what the checkpoint holds (``trained.json`` states it)
     return model.eval()
 
 

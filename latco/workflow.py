@@ -49,11 +49,27 @@ def collapse_streams(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict[str, object],
-                 threads: int | None = None) -> Path:
-    """Execute ``notebook`` with ``parameters`` into ``output`` atomically; returns ``output``."""
+def check_parameters(notebook: str | os.PathLike, parameters: dict[str, object]) -> None:
+    """Raise ValueError if a parameter is not in the notebook's parameters cell (papermill would only
+    warn "Passed unknown parameter" and run with the default), listing the valid ones."""
     import papermill
 
+    valid = papermill.inspect_notebook(str(notebook))
+    unknown = sorted(set(parameters) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {notebook}; "
+                         "its parameters: "
+                         f"{', '.join(valid)}. Profile settings (planner budgets, training steps, ...) go "
+                         "in `overrides`, e.g. -p overrides '{planners.latco.iterations: 100}'")
+
+
+def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict[str, object],
+                 threads: int | None = None) -> Path:
+    """Execute ``notebook`` with ``parameters`` into ``output`` atomically; returns ``output``.
+    A parameter the notebook does not declare is an error (``check_parameters``)."""
+    import papermill
+
+    check_parameters(notebook, parameters)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")

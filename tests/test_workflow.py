@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from latco import manifest
 from latco.paths import ROOT
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--nolock"]  # --nolock: a user's own run may hold the lock
@@ -19,8 +20,6 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--nolock"]  # --nolock: a user'
 
 def targets(profile: str) -> list[str]:
     """Every figure and table file `all` asks for (the manifest the Snakefile reads)."""
-    from latco import manifest
-
     return manifest.all_files()
 
 
@@ -106,6 +105,19 @@ def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
     assert not list(tmp_path.rglob(".*.tmp*"))  # no half-written file left behind
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # every figure a notebook writes shows in its executed copy, inline
+    for name in ("10_plan_optimization", "11_trajectories", "12_reward_heatmap", "13_tables",
+                 "14_planning_time"):
+        pngs = [f for f in manifest.FIGURES[name] if f.endswith(".png")]
+        assert len(inline_images(notebooks / f"{name}.ipynb")) >= len(pngs), name
+    # a changed setting re-plans exactly the jobs that depend on it, and what reads their results:
+    # LatCo's offline and online runs, the figures and tables made from them; no CEM or GD job
+    latco = dry_run("all", "--config", "profile=smoke", f"results_root={tmp_path}", f"figures_dir={figures}",
+                    "set=planners.latco.iterations=7")
+    assert job_counts(latco) == {"offline": 3, "online": 3, "plan_optimization": 1, "planning_time": 1,
+                                 "tables": 1, "trajectories": 1, "all": 1, "total": 11}, latco[-2500:]
+    assert "_cem" not in latco and "_gd" not in latco and "params have changed" in latco.lower()
+    assert """'{"planners.latco.iterations": 7}'""" in latco  # the notebooks get the override
     # results are the rules' outputs: deleting one offline table re-plans that evaluation and what
     # reads it (the tables), nothing else
     (tmp_path / "smoke" / "offline" / "obstacle" / "gd" / "table.csv").unlink()
@@ -114,11 +126,22 @@ def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
     assert "03_offline_obstacle_gd.ipynb" in plan
 
 
-@pytest.mark.parametrize("bad", ["profile=huge"])
+def inline_images(notebook) -> list[str]:
+    """The image outputs (PNG, GIF) of an executed notebook's cells."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    return [kind for cell in nb.cells for out in cell.get("outputs", [])
+            for kind in out.get("data", {}) if kind.startswith("image/")]
+
+
+@pytest.mark.parametrize("bad", ["profile=huge", "set=planners.latco.iteratons=7"])
 def test_an_unknown_profile_is_named(bad):
     out = subprocess.run([*SNAKEMAKE, "-n", "all", "--config", bad], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
-    assert out.returncode != 0 and "unknown profile 'huge'" in out.stdout + out.stderr
+    expected = {"profile=huge": "unknown profile 'huge'",
+                "set=planners.latco.iteratons=7": "unknown setting 'planners.latco.iteratons'"}[bad]
+    assert out.returncode != 0 and expected in out.stdout + out.stderr
 
 
 def test_saved_notebooks_keep_what_a_terminal_shows_of_progress_bars():

@@ -1,0 +1,439 @@
+"""Settings: a profile changed by dotted-path overrides, and the record each result keeps of what made it.
+
+Overrides name any profile field by its path, the same everywhere:
+
+    snakemake --cores 4 all --config set="planners.latco.iterations=100 task_train_steps.obstacle=9000"
+    python -m latco.produce --profile smoke --set planners.latco.iterations=100
+    papermill notebooks/03_offline_planning.ipynb out.ipynb -p overrides '{planners.latco.iterations: 100}'
+    apply_overrides(get_profile("quick"), {"planners.latco.iterations": 100})
+
+An unknown path is an error listing the valid ones; a value is checked against the field's type.
+
+Every result folder (offline data, world model, offline evaluation, online run) holds
+``settings.json``: the settings the result depends on (``data_settings``, ``model_settings``,
+``offline_settings``, ``online_settings``), the profile's name and overrides, the seed and the code
+commit. A producer asked for a result whose folder was made with other settings never returns the
+old result: it re-makes it or, where that would throw away a long run (data, a trained model), stops
+with ``SettingsMismatch`` naming the differing settings and the fix. The Snakefile passes a digest
+of the same settings to each rule as ``params``, so a changed override re-runs exactly the jobs it
+affects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import types
+import typing
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from latco.envs.tasks import TASKS, task_spec
+
+if typing.TYPE_CHECKING:
+    from latco.config import Profile
+
+SETTINGS_FILE = "settings.json"
+"""The record of settings in every result folder."""
+
+FIXED = ("name", "overrides")
+"""Profile fields that overrides cannot change: the name says which profile was overridden."""
+
+
+class SettingsError(ValueError):
+    """An override names no setting, or gives a value of the wrong type."""
+
+
+class SettingsMismatch(RuntimeError):
+    """A result on disk was made with other settings than the ones asked for, and is kept."""
+
+
+# ------------------------------------------------------------------------------------ overrides
+def parse_assignments(items: Iterable[str] | str | None) -> dict[str, Any]:
+    """``"a.b=1 c=x"`` or ``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}`` (values read as YAML)."""
+    if items is None:
+        return {}
+    if isinstance(items, str):
+        items = items.replace(",", " ").split() if "=" in items else [items]
+    out = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"an override is written path=value (e.g. planners.latco.iterations=100), "
+                                f"got {item!r}")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"planners": {"latco": {"iterations": 7}}}`` -> ``{"planners.latco.iterations": 7}``."""
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def apply_overrides(profile: Profile, overrides: Mapping[str, Any] | None) -> Profile:
+    """``profile`` with each ``path: value`` of ``overrides`` applied (dotted paths or nested dicts).
+
+    The result remembers them (``Profile.overrides``), so every record names what was changed.
+    Raises ``SettingsError`` for an unknown path (listing the valid ones) or a value of the wrong type.
+    """
+    if not overrides:
+        return profile
+    applied = dict(profile.overrides)
+    for key, value in flatten(overrides).items():
+        profile, value = _override(profile, key, value)
+        applied[key] = value
+    return replace(profile, overrides=applied)
+
+
+def valid_paths(profile: Profile) -> list[str]:
+    """The paths an override may name (``<...>`` for a choice of planner, task or option)."""
+    from latco.config import Profile
+
+    out = []
+    for f in dataclasses.fields(Profile):
+        if f.name in FIXED:
+            continue
+        value = getattr(profile, f.name)
+        if dataclasses.is_dataclass(value):
+            out += [f"{f.name}.{g.name}" for g in dataclasses.fields(value)
+                    if (f.name, g.name) != ("world_model", "action_size")]
+        elif f.name == "planners":
+            out.append("planners.<planner>.<option>")
+        elif f.name in ("task_data", "task_online"):
+            out.append(f"{f.name}.<task>.<field>")
+        elif f.name in ("task_train_steps", "task_online_seeds"):
+            out.append(f"{f.name}.<task>")
+        else:
+            out.append(f.name)
+    return out
+
+
+def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
+    from latco.config import Profile
+
+    parts = key.split(".")
+    hints = typing.get_type_hints(Profile)
+    head = parts[0]
+    if head not in hints or head in FIXED:
+        raise SettingsError(f"unknown setting {key!r}; valid settings: {', '.join(valid_paths(profile))}")
+    current = getattr(profile, head)
+    if dataclasses.is_dataclass(current):
+        return _replace_in(profile, head, current, parts[1:], value, key)
+    if head == "planners":
+        return _override_planner(profile, parts, value, key)
+    if head in ("task_data", "task_online", "task_train_steps", "task_online_seeds"):
+        if len(parts) < 2 or parts[1] not in TASKS:
+            raise SettingsError(f"{key!r}: name a task after {head} ({', '.join(TASKS)}), "
+                                f"e.g. {head}.obstacle" + (".<field>" if head in ("task_data", "task_online")
+                                                            else ""))
+        task = parts[1]
+        table = dict(getattr(profile, head))
+        if head in ("task_data", "task_online"):
+            base = table.get(task, profile.data if head == "task_data" else profile.online)
+            inner, value = _replace_field(base, parts[2:], value, key)
+            table[task] = inner
+        else:
+            if len(parts) != 2:
+                raise SettingsError(f"unknown setting {key!r}; {head} takes a task: {head}.<task>")
+            value = coerce(value, int if head == "task_train_steps" else tuple[int, ...], key)
+            table[task] = value
+        return replace(profile, **{head: table}), value
+    if len(parts) != 1:
+        raise SettingsError(f"unknown setting {key!r}: {head} has no fields")
+    value = coerce(value, hints[head], key)
+    return replace(profile, **{head: value}), value
+
+
+def _replace_in(profile: Profile, head: str, current: Any, rest: list[str], value: Any,
+                key: str) -> tuple[Profile, Any]:
+    inner, value = _replace_field(current, rest, value, key)
+    return replace(profile, **{head: inner}), value
+
+
+def _replace_field(obj: Any, rest: list[str], value: Any, key: str) -> tuple[Any, Any]:
+    """``obj`` (a dataclass) with field ``rest[0]`` set to ``value``, checked against its type."""
+    names = [f.name for f in dataclasses.fields(obj)]
+    if key == "world_model.action_size":
+        raise SettingsError("world_model.action_size is set per task (its action space); "
+                            "it cannot be overridden")
+    if len(rest) != 1 or rest[0] not in names:
+        raise SettingsError(f"unknown setting {key!r}; valid fields of {type(obj).__name__}: "
+                            f"{', '.join(names)}")
+    value = coerce(value, typing.get_type_hints(type(obj))[rest[0]], key)
+    try:
+        return replace(obj, **{rest[0]: value}), value
+    except (TypeError, ValueError) as err:
+        raise SettingsError(f"{key}={value!r}: {err}") from None
+
+
+def _override_planner(profile: Profile, parts: list[str], value: Any, key: str) -> tuple[Profile, Any]:
+    from latco.planners import available_planners, planner_config
+    from latco.planners.base import _REGISTRY
+
+    if len(parts) != 3 or parts[1] not in available_planners():
+        raise SettingsError(f"{key!r}: planner overrides are planners.<planner>.<option>, with a planner "
+                            f"from: {', '.join(available_planners())}")
+    name, option = parts[1], parts[2]
+    config_cls = _REGISTRY[name][0]
+    fields = [f.name for f in dataclasses.fields(config_cls)]
+    if option not in fields:
+        raise SettingsError(f"unknown setting {key!r}; options of planner {name!r}: {', '.join(fields)}")
+    value = coerce(value, typing.get_type_hints(config_cls)[option], key)
+    options = {**profile.planners.get(name, {}), option: value}
+    try:
+        planner_config(name, **options)
+    except (TypeError, ValueError) as err:
+        raise SettingsError(f"{key}={value!r}: {err}") from None
+    return replace(profile, planners={**profile.planners, name: options}), value
+
+
+def coerce(value: Any, hint: Any, key: str) -> Any:
+    """``value`` as type ``hint`` (int, float, bool, str, tuples, X | None, Literal), or SettingsError.
+
+    Strings are read as YAML first (the command line gives strings): "7" -> 7, "null" -> None.
+    An int setting takes no fraction and no bool: 2.5 for an iteration count is an error.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if isinstance(value, str) and hint is not str and origin is not Literal:
+        parsed = yaml.safe_load(value) if value.strip() else None
+        if not (isinstance(parsed, str) and _is_tuple(hint)):
+            value = parsed
+        if isinstance(value, str) and hint is float:  # YAML 1.1 reads "1e-3" (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, arg, key)
+            except SettingsError as err:
+                errors.append(str(err))
+        raise SettingsError(errors[0] if errors else f"{key}: cannot take {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise SettingsError(f"{key}={value!r}: choose one of {', '.join(map(repr, args))}")
+        return value
+    if _is_tuple(hint):
+        item = args[0] if args else Any
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, list | tuple):
+            value = [value]
+        return tuple(coerce(v, item, key) for v in value) if item is not Any else tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{key}={value!r}: expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"{key}={value!r}: expected a whole number, got {type(value).__name__}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SettingsError(f"{key}={value!r}: expected a number, got {type(value).__name__}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise SettingsError(f"{key}={value!r}: expected text, got {type(value).__name__}")
+        return value
+    return value
+
+
+def _is_tuple(hint: Any) -> bool:
+    return hint is tuple or typing.get_origin(hint) is tuple
+
+
+# ------------------------------------------------------------------------------- what a result is
+def data_settings(profile: Profile, task: str, seed: int = 0) -> dict[str, Any]:
+    """What the offline data of ``task`` depends on (``latco.recipe.oracle_data``)."""
+    return {"task": task_spec(task).name, "seed": int(seed), "image_size": profile.world_model.image_size,
+            "data": asdict(profile.data_for(task))}
+
+
+DATA_COUNTS = ("data.episodes", "data.random_episodes", "data.greedy_episodes", "data.heldout")
+"""Episode counts: a data folder serves any count (collected episodes are kept, a prefix is used)."""
+
+
+def model_settings(profile: Profile, task: str, seed: int = 0, steps: int | None = None) -> dict[str, Any]:
+    """What the offline world model of ``task`` depends on (``latco.offline.world_model_for_task``)."""
+    from latco.config import world_model_config
+
+    train = replace(profile.train_for(task), seed=int(seed))
+    if steps is not None:
+        train = replace(train, steps=int(steps))
+    return {"task": task_spec(task).name, "seed": int(seed),
+            "world_model": asdict(world_model_config(profile, task_spec(task).action_size)),
+            "train": asdict(train), "data": data_settings(profile, task, seed)}
+
+
+MODEL_BOOKKEEPING = ("train.checkpoint_every", "train.log_every")
+"""Training settings that do not change the trained weights."""
+
+
+def planner_settings(profile: Profile, planner: str, **overrides: Any) -> dict[str, Any]:
+    """Every option of ``planner`` at the profile's budget (its config, with ``overrides``)."""
+    from latco.planners import planner_config
+
+    config = planner_config(planner, **{**profile.planners.get(planner, {}), **overrides})
+    return {"planner": planner, "options": jsonable(asdict(config))}
+
+
+def offline_settings(profile: Profile, task: str, planner: str, seed: int | None = 0,
+                     **planner_overrides: Any) -> dict[str, Any]:
+    """What the offline evaluation of ``planner`` on ``task`` depends on (Tables 2 and 3): the planner,
+    the episodes and the profile's offline model trained with ``seed`` (None: a model from elsewhere)."""
+    from latco.config import eval_episodes
+    from latco.offline import OFFLINE_EVAL_SEED
+
+    return {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
+            "episodes": eval_episodes(profile, task_spec(task).eval_episodes), "eval_seed": OFFLINE_EVAL_SEED,
+            "model": None if seed is None else model_settings(profile, task, seed)}
+
+
+def online_settings(profile: Profile, task: str, planner: str, seed: int = 0,
+                    **planner_overrides: Any) -> dict[str, Any]:
+    """What one online run (Algorithm 1) of ``planner`` on ``task`` depends on (Table 1)."""
+    from latco.config import world_model_config
+    from latco.online import ONLINE_EVAL_SEED
+
+    return {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
+            "seed": int(seed),
+            "world_model": asdict(world_model_config(profile, task_spec(task).action_size)),
+            "train": asdict(replace(profile.train, steps=0, seed=int(seed))),
+            "online": asdict(profile.online_for(task)), "eval_seed": ONLINE_EVAL_SEED}
+
+
+def digest(settings: Any) -> str:
+    """A short stable hash of ``settings`` (the Snakefile's ``params``: equal settings, equal digest)."""
+    text = json.dumps(jsonable(settings), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with tuples as lists and dataclasses as dicts: what JSON reads back."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------- records
+@functools.lru_cache(maxsize=1)
+def code_commit() -> str:
+    """The checkout's commit, with ``-dirty`` if files differ from it ("unknown" outside git)."""
+    from latco.paths import ROOT
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20,
+                              check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD") or "unknown"
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def make_record(profile: Profile, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What a result folder records: its settings, the profile's name and overrides, the commit."""
+    import datetime
+
+    return {"settings": jsonable(settings), "profile": profile.name,
+            "overrides": jsonable(dict(profile.overrides)), "commit": code_commit(),
+            "written": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def read_record(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The record of a result folder (``settings.json``), or None if it has none."""
+    path = Path(folder) / SETTINGS_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def write_record(folder: str | os.PathLike, record: Mapping[str, Any]) -> Path:
+    """Write ``record`` as the folder's ``settings.json``, atomically."""
+    from latco.records import write_atomic
+
+    return write_atomic(Path(folder) / SETTINGS_FILE,
+                        lambda tmp: tmp.write_text(json.dumps(record, indent=1, sort_keys=True)))
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Dotted path -> (old, new) for every leaf where two settings differ."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out: dict[str, tuple[Any, Any]] = {}
+        for key in sorted(set(old) | set(new), key=str):
+            out.update(differences(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{prefix}{key}."))
+        return out
+    return {} if jsonable(old) == jsonable(new) else {prefix.rstrip("."): (old, new)}
+
+
+def describe(diffs: Mapping[str, tuple[Any, Any]], limit: int = 8) -> str:
+    """``"planners.iterations: 10 -> 7, ..."`` for an error message."""
+    shown = [f"{k}: {o!r} -> {n!r}" for k, (o, n) in list(diffs.items())[:limit]]
+    return ", ".join(shown) + (f" (and {len(diffs) - limit} more)" if len(diffs) > limit else "")
+
+
+def claim(folder: str | os.PathLike, profile: Profile, settings: Mapping[str, Any], kind: str,
+          on_mismatch: Literal["error", "remake"], allowed: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
+    """Make ``folder`` the home of a result with ``settings``, before any work is done in it.
+
+    A new folder, or one without a record (made by code before records), gets the record. A folder
+    recorded with the same settings is left as it is. One recorded with other settings: if they
+    differ only under the ``allowed`` paths (prefixes), the differences are returned and the record is
+    left for the caller to rewrite (``write_record``) once it has checked them; any other difference
+    either raises ``SettingsMismatch`` naming it and the fix (``on_mismatch="error"``: data and models,
+    which take long to make) or moves the old result aside to ``<folder>.replaced`` and starts afresh
+    (``"remake"``: evaluations and online runs), with a warning.
+    """
+    folder = Path(folder)
+    record = make_record(profile, settings)
+    old = read_record(folder)
+    if old is not None:
+        diffs = differences(old["settings"], record["settings"])
+        allowed = tuple(allowed)
+        allowed_diffs = {k: v for k, v in diffs.items() if allowed and k.startswith(allowed)}
+        other = {k: v for k, v in diffs.items() if k not in allowed_diffs}
+        if not other:
+            return allowed_diffs
+        if on_mismatch == "error":
+            raise SettingsMismatch(
+                f"the {kind} in {folder} was made with other settings ({describe(other)}); it is kept. "
+                f"To make it with the new settings, delete {folder} (what was made from it is re-made "
+                "too), or use another results folder (snakemake --config results_root=...).")
+        aside = folder.with_name(folder.name + ".replaced")
+        shutil.rmtree(aside, ignore_errors=True)
+        folder.rename(aside)
+        warnings.warn(f"the {kind} in {folder} was made with other settings ({describe(other)}): "
+                      f"re-making it; the old one is in {aside}", UserWarning, stacklevel=3)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_record(folder, record)
+    return {}

@@ -1,0 +1,201 @@
+"""latco.settings: overrides by dotted path take effect or are refused by name, results record the
+settings they were made with, and a producer asked for other settings never returns the old result."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from latco import offline, online, paths, recipe, results, settings
+from latco.config import get_profile
+from latco.paths import ROOT
+
+
+# ------------------------------------------------------------------------------------ overrides
+def test_overrides_by_dotted_path_change_exactly_those_settings():
+    quick = get_profile("quick")
+    changed = quick.with_overrides({"planners.latco.iterations": "100", "task_train_steps.obstacle": 9000,
+                                    "train.lr": "1e-3", "task_online.reach.episodes": 12,
+                                    "online_seeds": "0,1",
+                                    "planners.icem.samples": 256, "task_data.push.noise": 0.2})
+    assert changed.planners["latco"] == {"n_plans": 4, "iterations": 100}  # the profile's n_plans kept
+    assert changed.planners["icem"] == {"samples": 256}  # a planner the profile runs at paper settings
+    assert changed.train_for("obstacle").steps == 9000 and changed.train_for("reach").steps == 3000
+    assert changed.train.lr == 0.001 and changed.online_seeds == (0, 1)
+    assert changed.online_for("reach").episodes == 12 and changed.online_for("push").episodes == 10
+    assert changed.data_for("push").noise == 0.2 and changed.data_for("reach").noise == 0.3
+    # everything else as it was
+    untouched = replace(changed, planners=quick.planners, task_train_steps=quick.task_train_steps,
+                        train=quick.train, task_online=quick.task_online, online_seeds=quick.online_seeds,
+                        task_data=quick.task_data, overrides={})
+    assert untouched == quick
+    assert changed.overrides["planners.latco.iterations"] == 100  # typed, and remembered
+    # nested dicts (snakemake --config planners='{latco: {iterations: 7}}') are the same overrides
+    nested = quick.with_overrides({"planners": {"latco": {"iterations": "7"}}})
+    assert nested.planners["latco"]["iterations"] == 7
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"planners.latco.iteration": 1}, "options of planner 'latco': iterations, damping"),
+    ({"planners.latco.iterations": 2.5}, "expected a whole number"),
+    ({"planners.cem.samples": "100x"}, "expected a whole number"),
+    ({"planners.lat.iterations": 1}, "with a planner from: cem, gd"),
+    ({"train.stepz": 1}, "valid fields of TrainConfig: steps, batch"),
+    ({"bogus": 1}, "valid settings: world_model.image_size"),
+    ({"task_train_steps.pusher": 1}, "name a task after task_train_steps (obstacle, reach, push)"),
+    ({"planners.latco.constraints": "box"}, "choose one of 'project', 'tanh', 'paper'"),
+    ({"planners.latco.iterations": -1}, "invalid LatCo option"),
+    ({"gpu": "maybe"}, "expected true or false"),
+    ({"name": "quick2"}, "unknown setting 'name'"),
+    ({"world_model.action_size": 3}, "set per task"),
+])
+def test_an_unknown_setting_or_a_wrong_value_is_named(override, message):
+    with pytest.raises(settings.SettingsError) as error:
+        get_profile("quick").with_overrides(override)
+    assert message in str(error.value)
+
+
+def test_assignments_parse_as_the_command_line_gives_them():
+    assert settings.parse_assignments("planners.latco.iterations=100 task_train_steps.obstacle=9000") == {
+        "planners.latco.iterations": 100, "task_train_steps.obstacle": 9000}
+    assert settings.parse_assignments(["train.lr=1e-3", "planners.latco.shift=null"]) == {
+        "train.lr": "1e-3", "planners.latco.shift": None}
+    with pytest.raises(settings.SettingsError, match="path=value"):
+        settings.parse_assignments(["planners.latco.iterations"])
+
+
+def test_a_setting_changes_the_digest_of_exactly_the_results_that_depend_on_it():
+    smoke = get_profile("smoke")
+    latco = smoke.with_overrides({"planners.latco.iterations": 7})
+    for task in ("obstacle", "reach"):
+        assert settings.digest(settings.offline_settings(latco, task, "latco")) != \
+            settings.digest(settings.offline_settings(smoke, task, "latco"))
+        assert settings.digest(settings.online_settings(latco, task, "latco")) != \
+            settings.digest(settings.online_settings(smoke, task, "latco"))
+        for planner in ("cem", "gd"):
+            assert settings.digest(settings.offline_settings(latco, task, planner)) == \
+                settings.digest(settings.offline_settings(smoke, task, planner))
+        assert settings.model_settings(latco, task) == settings.model_settings(smoke, task)
+    longer = smoke.with_overrides({"task_train_steps.obstacle": 12})
+    assert settings.model_settings(longer, "obstacle") != settings.model_settings(smoke, "obstacle")
+    assert settings.model_settings(longer, "push") == settings.model_settings(smoke, "push")
+    # a re-trained model re-makes every evaluation on it
+    assert settings.offline_settings(longer, "obstacle", "cem") != \
+        settings.offline_settings(smoke, "obstacle", "cem")
+
+
+def test_produce_refuses_an_unknown_setting_before_making_anything(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "latco.produce", "--results", str(tmp_path),
+                          "--set", "planners.latco.iteratons=3"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0 and "unknown setting 'planners.latco.iteratons'" in out.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_notebook_refuses_a_parameter_it_does_not_declare(tmp_path):
+    from latco.workflow import run_notebook
+
+    with pytest.raises(ValueError, match="unknown parameter.*'iterations'.*parameters: task, plan") as error:
+        run_notebook(ROOT / "notebooks/03_offline_planning.ipynb", tmp_path / "out.ipynb", {"iterations": 20})
+    assert "overrides" in str(error.value)
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+# ------------------------------------------------------------------------------- records and remakes
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """The smoke profile's Obstacle data, model, one offline evaluation and one online run."""
+    root = tmp_path_factory.mktemp("made")
+    prof = get_profile("smoke")
+    offline.offline_run("obstacle", "gd", prof, root)
+    online.online_training("obstacle", "gd", prof, paths.online_dir(root, "obstacle", "gd", 0))
+    return root, prof
+
+
+def test_every_result_records_the_settings_it_was_made_with(made):
+    root, prof = made
+    expected = {
+        paths.data_dir(root, "obstacle"): settings.data_settings(prof, "obstacle", 0),
+        paths.model_dir(root, "obstacle"): settings.model_settings(prof, "obstacle", 0),
+        paths.offline_dir(root, "obstacle", "gd"): settings.offline_settings(prof, "obstacle", "gd"),
+        paths.online_dir(root, "obstacle", "gd", 0): settings.online_settings(prof, "obstacle", "gd"),
+    }
+    for folder, wanted in expected.items():
+        record = results.record(folder)
+        assert record["settings"] == json.loads(json.dumps(settings.jsonable(wanted))), folder
+        assert record["profile"] == "smoke" and record["overrides"] == {}
+        assert len(record["commit"].split("-")[0]) == 40 or record["commit"] == "unknown"
+    # what a reader sees: the planner's options as run, the training steps
+    offline_record = results.record(paths.offline_dir(root, "obstacle", "gd"))
+    assert offline_record["settings"]["options"]["iterations"] == 10
+    marker = json.loads(results.model_done(root, "obstacle").read_text())
+    assert marker["steps"] == 10 and marker["record"]["settings"]["train"]["steps"] == 10
+    assert json.loads(results.data_done(root, "obstacle").read_text())["record"]["profile"] == "smoke"
+
+
+def test_other_planner_settings_remake_the_evaluation_never_return_the_old_one(made, tmp_path):
+    root, prof = made
+    copy = tmp_path / "r"
+    shutil.copytree(root, copy)
+    before = results.offline(copy, "obstacle", "gd").table
+    changed = prof.with_overrides({"planners.gd.iterations": 3})
+    with pytest.warns(UserWarning, match=r"options.iterations: 10 -> 3.*re-making it"):
+        table = offline.offline_run("obstacle", "gd", changed, copy)
+    folder = paths.offline_dir(copy, "obstacle", "gd")
+    assert results.record(folder)["settings"]["options"]["iterations"] == 3
+    assert results.record(folder)["overrides"] == {"planners.gd.iterations": 3}
+    assert (folder.parent / "gd.replaced" / "table.csv").exists()  # the old result is kept aside
+    plans = results.offline(copy, "obstacle", "gd").plans(0)
+    assert len(plans[0].trace["predicted_reward"]) == 3  # planned with the new budget, not read back
+    assert len(table) == len(before)
+    # the same settings again: the result is returned as it is
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = offline.offline_run("obstacle", "gd", changed, copy)
+    pd.testing.assert_frame_equal(again, table)
+
+
+def test_an_online_run_with_other_settings_is_made_anew(made, tmp_path):
+    root, prof = made
+    run = paths.online_dir(tmp_path, "obstacle", "gd", 0)
+    shutil.copytree(paths.online_dir(root, "obstacle", "gd", 0), run)
+    changed = prof.with_overrides({"online.episodes": 1})
+    with pytest.warns(UserWarning, match=r"online.episodes: 2 -> 1"):
+        table = online.online_training("obstacle", "gd", changed, run)
+    assert list(table["episodes_collected"]) == [0, 1]
+    assert len(list((run / "episodes").glob("*.npz"))) == 2 + 1  # seed episodes + 1, none of the old run's
+
+
+def test_data_and_models_made_with_other_settings_are_kept_and_named(made, tmp_path):
+    root, prof = made
+    copy = tmp_path / "r"
+    shutil.copytree(root, copy)
+    data_dir = paths.data_dir(copy, "obstacle")
+    with pytest.raises(settings.SettingsMismatch, match=r"data.noise: 0.3 -> 0.1.*delete .*data/obstacle"):
+        recipe.oracle_data("obstacle", prof.with_overrides({"data.noise": 0.1}), data_dir)
+    # other episode counts are the same recipe: a prefix of the same episodes
+    fewer = recipe.oracle_data("obstacle", prof.with_overrides({"data.episodes": 1}), data_dir)
+    assert len(fewer["train"]) == 1 + 1 + 1
+    with pytest.raises(settings.SettingsMismatch, match=r"world_model.deter: 8 -> 12"):
+        offline.offline_model("obstacle", prof.with_overrides({"world_model.deter": 12}), copy)
+    with pytest.raises(settings.SettingsMismatch, match="has trained 10 steps and 6 were asked for"):
+        offline.offline_model("obstacle", prof.with_overrides({"train.steps": 6}), copy)
+    assert json.loads(results.model_done(copy, "obstacle").read_text())["steps"] == 10  # untouched
+    # more steps: training continues from the checkpoint, and the marker says how many it has
+    offline.offline_model("obstacle", prof.with_overrides({"train.steps": 12}), copy)
+    assert json.loads(results.model_done(copy, "obstacle").read_text())["steps"] == 12
+    assert results.record(paths.model_dir(copy, "obstacle"))["settings"]["train"]["steps"] == 12
+
+
+def test_readers_name_a_task_or_planner_that_cannot_exist(tmp_path):
+    with pytest.raises(ValueError, match="unknown task 'pusher'; choose one of: obstacle, reach, push"):
+        results.model(tmp_path, "pusher")
+    with pytest.raises(ValueError, match="unknown planner 'CEM'"):
+        results.offline(tmp_path, "push", "CEM")
