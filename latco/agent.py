@@ -11,6 +11,7 @@ seed gives the same start states for every planner.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -169,6 +170,13 @@ def episode_row(index: int, seed: int, result: MPCResult) -> dict:
     }
 
 
+def describe_planner(planner: Planner) -> dict:
+    """The planner's class and, for the registered planners, every option of its config."""
+    config = getattr(planner, "config", None)
+    options = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else None
+    return {"class": type(planner).__name__, "options": options}
+
+
 def evaluate(
     model: RSSM,
     planner: Planner,
@@ -185,10 +193,14 @@ def evaluate(
     (the authors' criterion); ``final_distance`` comes from the true state (reporting only);
     ``predicted_reward``/``achieved_reward`` sum over the episode's plans (Table 3). With
     ``out_dir``, every episode and its plans are saved as they finish and the table at the end
-    (``latco.records``); a re-run skips finished episodes (resume after a crash).
+    (``latco.records``); a re-run skips finished episodes (resume after a crash), and a folder that
+    holds an evaluation of another task, seed or planner setting is an error, not a resume.
     """
     image_size = image_size or model.cfg.image_size
     log = EvaluationLog(out_dir) if out_dir is not None else None
+    if log is not None:
+        log.claim({"task": task, "seed": seed, "image_size": image_size,
+                   "planner": describe_planner(planner)})
     rows: dict[int, dict] = log.finished_rows() if log is not None else {}
     todo = [i for i in range(episodes) if i not in rows]
     if todo:

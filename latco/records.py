@@ -102,6 +102,22 @@ class EvaluationLog:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.rows_path = self.folder / "rows.jsonl"
 
+    def claim(self, description: dict) -> None:
+        """Record what this folder evaluates (``evaluation.json``: task, seed, planner and its options);
+        a folder that holds an evaluation of something else raises ValueError naming the difference,
+        so a re-run with another planner never returns the old rows as its own."""
+        from latco.settings import describe, differences, jsonable
+
+        path, description = self.folder / "evaluation.json", jsonable(description)
+        if path.exists():
+            diffs = differences(json.loads(path.read_text()), description)
+            if diffs:
+                raise ValueError(f"{self.folder} holds an evaluation made with other settings "
+                                 f"({describe(diffs)}); evaluate into another folder, or delete this one "
+                                 "to evaluate anew")
+            return
+        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(description, indent=1, sort_keys=True)))
+
     def finished_rows(self) -> dict[int, dict]:
         """Rows of the finished episodes by index; a last line cut short by a crash is dropped
         (that episode runs again)."""

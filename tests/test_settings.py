@@ -199,3 +199,19 @@ def test_readers_name_a_task_or_planner_that_cannot_exist(tmp_path):
         results.model(tmp_path, "pusher")
     with pytest.raises(ValueError, match="unknown planner 'CEM'"):
         results.offline(tmp_path, "push", "CEM")
+
+
+def test_an_evaluation_folder_refuses_another_planner_setting(tmp_path):
+    """The library's ``evaluate`` on its own: a folder holding another planner's rows is an error."""
+    import torch
+
+    from latco.agent import evaluate
+    from latco.model import RSSM, WorldModelConfig
+    from latco.planners import make_planner
+
+    torch.manual_seed(0)
+    model = RSSM(WorldModelConfig(action_size=2, image_size=32, depth=4, stoch=4, deter=8, hidden=16,
+                                  reward_hidden=16)).eval()
+    evaluate(model, make_planner("gd", iterations=2), "obstacle", 1, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(planner.options.iterations: 2 -> 3\)"):
+        evaluate(model, make_planner("gd", iterations=3), "obstacle", 1, out_dir=tmp_path, progress=False)
