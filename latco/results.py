@@ -70,8 +70,11 @@ def locate(profile: str, results: str | os.PathLike | None = None,
     from latco.config import get_profile
     from latco.settings import parse_assignments
 
-    if isinstance(overrides, str):
-        overrides = parse_assignments(overrides)
+    if isinstance(overrides, str):  # papermill's -p gives text: "{a.b: 1}" (YAML) or "a.b=1 c=2"
+        import yaml
+
+        loaded = yaml.safe_load(overrides) if overrides.strip() else {}
+        overrides = loaded if isinstance(loaded, dict) else parse_assignments(overrides)
     prof = get_profile(profile).with_overrides(overrides).with_seeds(seeds)
     return (prof, Path(results) if results else paths.results_dir(profile),
             Path(fig_dir) if fig_dir else paths.figures_dir(profile))

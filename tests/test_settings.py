@@ -215,3 +215,11 @@ def test_an_evaluation_folder_refuses_another_planner_setting(tmp_path):
     evaluate(model, make_planner("gd", iterations=2), "obstacle", 1, out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"other settings \(planner.options.iterations: 2 -> 3\)"):
         evaluate(model, make_planner("gd", iterations=3), "obstacle", 1, out_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("given", [
+    "{planners.latco.iterations: 20}", "planners.latco.iterations=20",
+    {"planners.latco.iterations": 20}, {"planners": {"latco": {"iterations": 20}}}])
+def test_a_notebook_takes_overrides_as_papermill_passes_them(given):
+    prof, _, _ = results.locate("smoke", overrides=given)
+    assert prof.planners["latco"]["iterations"] == 20 and prof.overrides == {"planners.latco.iterations": 20}
