@@ -105,6 +105,20 @@ def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
     assert not list(tmp_path.rglob(".*.tmp*"))  # no half-written file left behind
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # every result the workflow made records the settings it was made with
+    from latco import results, settings
+    from latco.config import get_profile
+
+    smoke, tree = get_profile("smoke"), tmp_path / "smoke"
+    for task in ("obstacle", "reach", "push"):
+        wanted = {results.data_done(tree, task): settings.data_settings(smoke, task),
+                  results.model_done(tree, task): settings.model_settings(smoke, task)}
+        wanted |= {results.offline_done(tree, task, p): settings.offline_settings(smoke, task, p)
+                   for p in smoke.offline_planners}
+        wanted |= {results.online_done(tree, t, p, k): settings.online_settings(smoke, t, p, k)
+                   for t, p, k in smoke.online_runs() if t == task}
+        for marker, expected in wanted.items():
+            assert results.record(marker.parent)["settings"] == settings.jsonable(expected), marker
     # every figure a notebook writes shows in its executed copy, inline
     for name in ("10_plan_optimization", "11_trajectories", "12_reward_heatmap", "13_tables",
                  "14_planning_time"):
