@@ -8,10 +8,15 @@
   Lagrangian ½‖ρ‖² (with the same per-plan normalizer), action-bound treatment and §5 multiplier
   rule (``Multipliers``) as LatCo, minimized by Adam instead of Levenberg–Marquardt (paper §5: the
   LM optimizer "converges 10-100 times faster than naïve gradient descent on wall clock time").
+
+Both honour LatCo's ``reward_reference`` ("zero" the paper's softplus(−r), "best" the running best
+reward as r_ref; ``latco.planners.latco``); the first-order one raises r_ref next to its multiplier
+update, every ``dual_every`` Adam steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 
 import torch
@@ -24,8 +29,13 @@ from latco.planners.latco import (
     LatCoConfig,
     LatCoPlanner,
     Multipliers,
+    RewardReference,
+    best_reward,
     collocation_residuals,
+    initial_reference,
     plan_actions,
+    reward_residual,
+    warn_if_saturated,
 )
 
 
@@ -79,6 +89,8 @@ class LatCoFirstOrderConfig:
     """Seed of the planner's generator for the initialization (None: nondeterministic)."""
     record_every: int = 0
     """If > 0, store the actions every this many iterations in ``trace['snapshot_*']``."""
+    reward_reference: RewardReference = "zero"
+    """r_ref of the reward residual softplus(−(r − r_ref)), as LatCo's: "zero" (the paper) or "best"."""
 
     def __post_init__(self) -> None:
         checks = {"iterations": self.iterations >= 0, "lr": self.lr > 0, "dual_every": self.dual_every >= 1,
@@ -103,6 +115,7 @@ class LatCoFirstOrderPlanner:
         self.config = config or LatCoFirstOrderConfig()
         self.latco = LatCoPlanner(self.config.latco_config())  # its initialization and multiplier rule
         self.generator = self.latco.generator
+        self._warned_saturated = False  # the saturated-reward warning is given once per planner
 
     @torch.no_grad()
     def plan(self, model: LatentModel, z0: Tensor, horizon: int) -> Plan:
@@ -110,7 +123,8 @@ class LatCoFirstOrderPlanner:
 
         ``trace`` (per iteration k, after its step; the plan returned): ``dynamics_violation``,
         ``predicted_reward`` (of the planned latents), ``action_violation``, ``lam``, ``nu`` as
-        LatCo's, ``wall_time``; ``plan_rewards`` (n_plans,) the clipped actions' model returns.
+        LatCo's, ``wall_time``; ``plan_rewards`` (n_plans,) the clipped actions' model returns; with
+        ``reward_reference="best"``, ``reward_reference`` the r_ref that iteration's step used.
         """
         cfg = self.config
         z0 = check_plan_inputs(model, z0, horizon)
@@ -120,18 +134,30 @@ class LatCoFirstOrderPlanner:
         optimizer = torch.optim.Adam([x], lr=cfg.lr)
         trace = IterationTrace(cfg.iterations, cfg.record_every)
         trace.snapshot(0, plan_actions(x, A, cfg.action_max, cfg.constraints))
+        r0 = model.reward(z0)
+        best = cfg.reward_reference == "best"
+        reference = initial_reference(r0, B) if best else None  # r_ref (B,)
+        used: dict[str, Tensor] = {}  # the r_ref of the step just taken, for the trace
         for k in range(cfg.iterations + 1):  # pass k evaluates the plan after k steps
             with torch.enable_grad():
-                res = collocation_residuals(model, z0, x, cfg.action_max, cfg.constraints)
+                res = collocation_residuals(model, z0, x, cfg.action_max, cfg.constraints,
+                                            reference=reference)
             if k:
                 trace.record(k - 1, dynamics_violation=res.dynamics_violation().mean(1).detach(),
                              predicted_reward=res.reward.detach().double().mean(1),
                              action_violation=res.action_violation().mean(1).detach(),
-                             lam=multipliers.lam.mean(1), nu=multipliers.nu.mean(1))
+                             lam=multipliers.lam.mean(1), nu=multipliers.nu.mean(1), **used)
             if k == cfg.iterations:
                 break
             if k and k % cfg.dual_every == 0:  # §5 rule on the plan after k steps, as LatCo after each
                 multipliers.update(res.dynamics_violation().detach(), res.action_violation().detach())
+            if best and k % cfg.dual_every == 0:  # r_ref next to the multipliers (and at the start)
+                reference = torch.maximum(reference, best_reward(res.reward.detach()))
+                with torch.enable_grad():  # the residual against the new r_ref, no model call
+                    res = dataclasses.replace(res, rew=reward_residual(res.reward, reference))
+                used = {"reward_reference": reference}
+            elif k == 0 and not best and not self._warned_saturated:
+                self._warned_saturated = warn_if_saturated(r0, res.reward.detach())
             with torch.enable_grad():
                 cost = res.lagrangian(multipliers.weights()).sum()  # plans are independent: sum
                 optimizer.zero_grad(set_to_none=False)

@@ -6,7 +6,7 @@ are the latent features z_2..z_{H+1} and the actions a_1..a_H; z_1 = z0 is fixed
 
     dynamics  ρᵈ_t = √λ_t · (z_{t+1} − μ(z_t, a_t))        (F residuals; touches x_{t-1} and x_t)
     action    ρᵃ_t = √ν_t · max(0, |a_t| − a_max)           (A residuals; x_t only; "paper" only)
-    reward    ρʳ_t = softplus(−r(z_{t+1}))                    (1 residual;  x_t only)
+    reward    ρʳ_t = softplus(−(r(z_{t+1}) − r_ref))          (1 residual;  x_t only)
 
 so JᵀJ is block tridiagonal and each Levenberg–Marquardt step (Eq. 5) is one block Cholesky solve
 (``latco.solver``). ``LatCoPlanner.plan`` is Algorithm 1's inner loop: for k = 1..K, one LM step on
@@ -27,6 +27,31 @@ The action bound (``constraints``), compared side by side in ``benchmarks/planne
   optimization, and the clipped actions then no longer produce the planned latents. Kept for the
   ablation and for comparison.
 
+The reward reference r_ref (``reward_reference``):
+- ``"zero"`` (default, the paper's §5 residual): r_ref = 0, ρʳ = softplus(−r) = ln(1 + e^{−r}).
+  It is not invariant to a constant shift of the reward: softplus saturates, so where r > ~4.6
+  its slope sigmoid(−r) is below 0.01 and the reward barely pulls on the plan, while for r ≪ 0 the
+  residual is ≈ −r and pulls with |r|. A reward r + c is the same task for a return-maximizing
+  planner (iCEM, GD and CEM plan the same), but LatCo's plan changes with c. Measured true returns
+  with r and with r + 10, float64, default options: point mass −78.26 and −85.32, pendulum −38.04
+  and −59.81 (both as in ``tests/test_reward_reference.py``), a small random-MLP dynamics −20.52
+  and −45.37; iCEM and GD plan the same for both.
+  The planner warns once (RuntimeWarning) when r(z0) and r of every initial latent are above ln 99
+  (sigmoid(−r) < 0.01 everywhere: a saturated start).
+- ``"best"``: r_ref = the best (largest) predicted reward seen so far in this plan's optimization,
+  over r(z0) and the planned latents z_{t+1} of every iterate (per plan; a running max updated
+  once per LM iteration next to the multiplier update, so fixed within each LM step). Adding c to
+  the reward adds c to r_ref, so r − r_ref and the whole optimization are unchanged up to rounding;
+  the residual stays in softplus's responsive range (r ≤ r_ref: slope >= 1/2), where it acts like
+  the paper's ρʳ ≈ −r of a reward whose best value is 0. Measured on those models, unshifted: point
+  mass −78.26 (L-BFGS-B over the actions: −78.25), pendulum −38.93 ("zero": −38.04; both a local
+  optimum), random MLP −20.56 ("zero": −20.52). It is shift-invariant, not the best shift: "zero"
+  with r − 10 earned −31.84 on the pendulum. When r_ref changes, the stored r(z) and
+  ∂r/∂z of the current linearization are re-referenced (no model call), so the normal equations,
+  the Lagrangian and adaptive damping's comparisons all use one r_ref per step. The polish uses
+  the final r_ref of each plan; ``latco-no-relax`` is this planner, and ``latco-first-order``
+  updates r_ref with its multipliers. ``trace['reward_reference']`` records r_ref per iteration.
+
 Details the paper leaves out, taken from the authors' code (github zchuning/latco, ``latco.py``):
 the plan is initialized from N(0, 1) (latents and actions); all residuals are divided by
 (mean_t √λ_t + mean_t √ν_t + 1) per plan so the damping stays commensurate with the growing
@@ -38,6 +63,7 @@ plan that cannot recover is dropped (or, if every plan fails, ``PlanningError`` 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -54,6 +80,10 @@ from latco.solver import Backend, LMState, NormalEquations, lm_step
 
 Constraints = Literal["project", "tanh", "paper"]
 CONSTRAINTS = ("project", "tanh", "paper")
+RewardReference = Literal["zero", "best"]
+REWARD_REFERENCES = ("zero", "best")
+SATURATED_REWARD = math.log(99.0)
+"""Above this reward softplus(−r) has slope sigmoid(−r) < 0.01: the paper's residual is saturated."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +150,10 @@ class LatCoConfig:
     rollout (shooting on LatCo's objective ½Σ softplus(−r)²), from the collocation actions (0: none)."""
     polish_lr: float = 0.05
     """Adam step size of the polish (GD's, App. B)."""
+    reward_reference: RewardReference = "zero"
+    """r_ref of the reward residual softplus(−(r − r_ref)): "zero" (default) the paper's softplus(−r);
+    "best" the best predicted reward seen so far in the plan's optimization, which makes the plan
+    invariant to a constant shift of the reward (module docstring)."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -141,6 +175,13 @@ class LatCoConfig:
         if self.constraints not in CONSTRAINTS:
             raise ValueError(f"unknown constraints {self.constraints!r}; "
                              f"choose one of: {', '.join(CONSTRAINTS)}")
+        check_reward_reference(self.reward_reference)
+
+
+def check_reward_reference(value: object) -> None:
+    """ValueError unless ``value`` is one of ``REWARD_REFERENCES``."""
+    if value not in REWARD_REFERENCES:
+        raise ValueError(f"unknown reward_reference {value!r}; choose one of: {', '.join(REWARD_REFERENCES)}")
 
 
 # ------------------------------------------------------------------------- model derivatives
@@ -227,7 +268,7 @@ class CollocationResiduals:
     z_next: Tensor  # (B, H, F)   z_{t+1}
     dyn: Tensor  # (B, H, F)      z_{t+1} − μ(z_t, a_t)
     act: Tensor  # (B, H, A)      max(0, |a_t| − a_max) (0 unless "paper")
-    rew: Tensor  # (B, H)         softplus(−r(z_{t+1}))
+    rew: Tensor  # (B, H)         softplus(−(r(z_{t+1}) − r_ref)), r_ref = 0 for "zero"
     reward: Tensor  # (B, H)      r(z_{t+1})
 
     def dynamics_violation(self) -> Tensor:
@@ -253,10 +294,12 @@ def plan_actions(x: Tensor, action_size: int, action_max: float, constraints: Co
 
 def collocation_residuals(model: LatentModel, z0: Tensor, x: Tensor, action_max: float,
                           constraints: Constraints = "project",
-                          reward: Tensor | None = None) -> CollocationResiduals:
+                          reward: Tensor | None = None,
+                          reference: Tensor | None = None) -> CollocationResiduals:
     """LatCo's residuals at the plan x (B, H, A + F) = [a_t (or u_t), z_{t+1}]; differentiable in x.
 
     ``reward``: r(z_{t+1}) (B, H) if the caller has it already (``linearize`` takes it with ∂r/∂z).
+    ``reference``: r_ref (B,) of ``reward_reference="best"``; None is the paper's r_ref = 0.
     """
     A = model.action_size
     a = plan_actions(x, A, action_max, constraints)
@@ -266,7 +309,41 @@ def collocation_residuals(model: LatentModel, z0: Tensor, x: Tensor, action_max:
         reward = model.reward(z_next)
     act = (a.abs() - action_max).clamp(min=0) if constraints == "paper" else torch.zeros_like(a)
     return CollocationResiduals(a, z_prev, z_next, z_next - model.predict_mean(z_prev, a), act,
-                                F.softplus(-reward), reward)
+                                reward_residual(reward, reference), reward)
+
+
+def reward_residual(reward: Tensor, reference: Tensor | None = None) -> Tensor:
+    """ρʳ = softplus(−(r − r_ref)) for rewards (B, H) and r_ref (B,); softplus(−r) for None."""
+    if reference is None:
+        return F.softplus(-reward)
+    return F.softplus(-(reward - reference.to(reward.dtype)[:, None]))
+
+
+def initial_reference(r0: Tensor, batch: int) -> Tensor:
+    """r_ref (batch,) before any latent is seen: r(z0), or −inf if that is not finite."""
+    return torch.where(torch.isfinite(r0), r0, torch.full_like(r0, -math.inf)).expand(batch).clone()
+
+
+def best_reward(reward: Tensor) -> Tensor:
+    """(B,) the largest finite reward of each plan in ``reward`` (B, H) (−inf where none is finite)."""
+    return torch.where(torch.isfinite(reward), reward, torch.full_like(reward, -math.inf)).amax(1)
+
+
+def warn_if_saturated(r0: Tensor, reward: Tensor, stacklevel: int = 3) -> bool:
+    """With the paper's residual softplus(−r): warn (RuntimeWarning) and return True if r(z0) and
+    every finite reward of the initial latents (B, H) exceed ln 99, where sigmoid(−r) < 0.01."""
+    finite = reward[torch.isfinite(reward)]
+    if not (bool(torch.isfinite(r0)) and float(r0) > SATURATED_REWARD
+            and bool((finite > SATURATED_REWARD).all())):
+        return False
+    low = min(float(r0), float(finite.min())) if finite.numel() else float(r0)
+    warnings.warn(
+        f"LatCo: the predicted reward is at least {low:.3g} at z0 and at every initial latent, too large "
+        f"for the paper's residual softplus(−r), whose slope is below 0.01 beyond {SATURATED_REWARD:.2f}: "
+        "the reward barely pulls on the plan, and a constant shift of the reward changes LatCo's plan. "
+        "Use reward_reference=\"best\" (shift-invariant), or shift the reward down.",
+        RuntimeWarning, stacklevel=stacklevel)
+    return True
 
 
 # -------------------------------------------------------------------------- the linearization
@@ -282,13 +359,21 @@ class CollocationLinearization:
     jz: Tensor  # (B, H, F, F)  ∂μ/∂z at (z_t, a_t)   (jz[:, 0] unused: z_1 is fixed)
     ja: Tensor  # (B, H, F, A)  ∂μ/∂(a or u) at (z_t, a_t)
     act_grad: Tensor  # (B, H, A)  ∂act/∂a_t: sign(a_t) where the bound is violated, else 0
-    rew_grad: Tensor  # (B, H, F) ∂ softplus(−r(z_{t+1})) / ∂z_{t+1}
+    rew_grad: Tensor  # (B, H, F) ∂ softplus(−(r(z_{t+1}) − r_ref)) / ∂z_{t+1}
     multipliers: Multipliers
     at_bound: Tensor | None = None  # (B, H, A) bool: action at ±a_max ("project")
     held: Tensor | None = None  # (B, H, A) bool: actions the projected step keeps where they are
     refine_tol: float = 0.0  # outward steps of at most this are clipped without solving again
     sticky: Tensor | None = None  # (B, H, A) bool: held in the previous steps (a guess for this one)
     workspace: dict[str, Tensor] = field(default_factory=dict)  # buffers shared by one plan's calls
+    raw_reward_grad: Tensor | None = None  # (B, H, F) ∂r/∂z_{t+1} (to re-reference the reward residual)
+
+    def set_reference(self, reference: Tensor) -> None:
+        """Take the reward residual and its gradient against a new r_ref (B,) from the stored r(z)
+        and ∂r/∂z (no model call): ``reward_reference="best"`` after r_ref rose."""
+        shifted = self.res.reward - reference.to(self.res.reward.dtype)[:, None]
+        self.res = dataclasses.replace(self.res, rew=F.softplus(-shifted))
+        self.rew_grad = -torch.sigmoid(-shifted)[..., None] * self.raw_reward_grad
 
     @property
     def dyn(self) -> Tensor:
@@ -422,7 +507,7 @@ class CollocationLinearization:
 
         res = CollocationResiduals(**{n: pick(getattr(self.res, n), getattr(other.res, n))
                                       for n in CollocationResiduals.__dataclass_fields__})
-        names = ("jz", "ja", "act_grad", "rew_grad", "at_bound")
+        names = ("jz", "ja", "act_grad", "rew_grad", "at_bound", "raw_reward_grad")
         return CollocationLinearization(res, **{n: pick(getattr(self, n), getattr(other, n)) for n in names},
                                         multipliers=self.multipliers, refine_tol=self.refine_tol,
                                         workspace=self.workspace)
@@ -440,6 +525,7 @@ class LatCoPlanner:
             self.generator.seed()
         else:
             self.generator.manual_seed(self.config.seed)
+        self._warned_saturated = False  # the saturated-reward warning is given once per planner
         self.reset()
 
     def reset(self) -> None:
@@ -461,14 +547,18 @@ class LatCoPlanner:
         return torch.cat([kept, torch.stack(tail)]) if tail else kept
 
     def linearize(self, model: LatentModel, z0: Tensor, x: Tensor, multipliers: Multipliers,
-                  workspace: dict[str, Tensor] | None = None) -> CollocationLinearization:
+                  workspace: dict[str, Tensor] | None = None,
+                  reference: Tensor | None = None) -> CollocationLinearization:
         """Residuals and Jacobians at the plan x (B, H, A + F) = [a_t (or u_t), z_{t+1}] per step.
 
         ``workspace``: buffers for the normal equations, shared by the linearizations of one plan.
+        ``reference``: r_ref (B,) of the reward residual (``reward_reference="best"``); None: 0.
         """
         cfg = self.config
         reward, reward_grad = reward_and_grad(model, x[..., model.action_size:])
-        res = collocation_residuals(model, z0, x, cfg.action_max, cfg.constraints, reward=reward)
+        res = collocation_residuals(model, z0, x, cfg.action_max, cfg.constraints, reward=reward,
+                                    reference=reference)
+        shifted = reward if reference is None else reward - reference.to(reward.dtype)[:, None]
         jz, ja = dynamics_jacobian(model, res.z_prev, res.actions, cfg.jacobian)
         if cfg.constraints == "tanh":  # chain rule through a = a_max·tanh(u)
             ja = ja * (cfg.action_max - res.actions**2 / cfg.action_max)[..., None, :]
@@ -478,9 +568,9 @@ class LatCoPlanner:
         at_bound = a.abs() >= cfg.action_max if cfg.constraints == "project" else None
         return CollocationLinearization(
             res, jz=jz, ja=ja, act_grad=act_grad,
-            rew_grad=-torch.sigmoid(-reward)[..., None] * reward_grad, multipliers=multipliers,
+            rew_grad=-torch.sigmoid(-shifted)[..., None] * reward_grad, multipliers=multipliers,
             at_bound=at_bound, refine_tol=cfg.refine_tol * cfg.action_max,
-            workspace={} if workspace is None else workspace,
+            workspace={} if workspace is None else workspace, raw_reward_grad=reward_grad,
         )
 
     def project(self, x: Tensor, action_size: int) -> Tensor:
@@ -515,7 +605,9 @@ class LatCoPlanner:
         the raw actions, ``lam`` and ``nu`` mean multipliers, ``damping``, ``wall_time`` (seconds since
         planning started). ``plan_rewards`` (n_plans,) is each plan's model return of its clipped
         actions, used to choose; ``rejected_steps``; ``raw_action_max`` max |a| of the chosen plan's
-        actions before clipping (≤ a_max unless ``constraints="paper"``); with ``record_every`` > 0,
+        actions before clipping (≤ a_max unless ``constraints="paper"``); with
+        ``reward_reference="best"``, ``reward_reference`` the plan's r_ref after each iteration's
+        update (see the module docstring); with ``record_every`` > 0,
         ``snapshot_iteration`` (n,), ``snapshot_features`` (n, H+1, F) and ``snapshot_actions``
         (n, H, A) of the chosen plan after those iterations (0 = initialization).
         """
@@ -529,9 +621,20 @@ class LatCoPlanner:
         multipliers = Multipliers.from_config(cfg, B, H, z0.device)
         trace = IterationTrace(cfg.iterations, cfg.record_every)
         workspace: dict[str, Tensor] = {}
+        r0 = model.reward(z0)  # r(z0): where r_ref starts ("best"), and the saturation guard ("zero")
+        best = cfg.reward_reference == "best"
+        reference = initial_reference(r0, B) if best else None  # r_ref (B,), fixed within each LM step
 
         def linearize(x: Tensor) -> CollocationLinearization:
-            return self.linearize(model, z0, x, multipliers, workspace)
+            return self.linearize(model, z0, x, multipliers, workspace, reference)
+
+        def update_reference(state: LMState) -> Tensor:
+            """r_ref ← max(r_ref, best reward of the current latents); re-reference the state's residuals."""
+            rewards = state.linearization.res.reward
+            new = torch.maximum(reference, torch.where(state.failed.to(rewards.device),
+                                                       reference, best_reward(rewards)))
+            state.linearization.set_reference(new)
+            return new
 
         def snapshot(k: int, x: Tensor) -> None:
             if trace.wants_snapshot(k):  # only then build the (B, H+1, F) copy
@@ -540,6 +643,10 @@ class LatCoPlanner:
 
         snapshot(0, x)
         state = LMState.start(linearize, x, cfg.damping)
+        if best:
+            reference = update_reference(state)  # the initial latents count as seen
+        elif not self._warned_saturated:
+            self._warned_saturated = warn_if_saturated(r0, state.linearization.res.reward)
         for k in range(cfg.iterations):
             used = state.linearization
             state, accepted = lm_step(linearize, state, damping=cfg.damping, adaptive=cfg.adaptive_damping,
@@ -550,31 +657,37 @@ class LatCoPlanner:
                 state.linearization.sticky = used.held  # start the next step with these held
             res = state.linearization.res
             multipliers.update(res.dynamics_violation(), res.action_violation(), accepted)  # line 8
+            if best:  # next to the multiplier update: r_ref stays fixed within each LM step
+                reference = update_reference(state)
+                trace.record(k, reward_reference=reference)
             trace.tick(k)
             trace.record(k, dynamics_violation=res.dynamics_violation().mean(1),
                          predicted_reward=res.reward.double().mean(1),
                          action_violation=res.action_violation().mean(1),
                          lam=multipliers.lam.mean(1), nu=multipliers.nu.mean(1), damping=state.damping)
             snapshot(k + 1, state.x)
-        return self._choose(model, z0, state, trace)
+        return self._choose(model, z0, state, trace, reference)
 
-    def polish(self, model: LatentModel, z0: Tensor, actions: Tensor) -> Tensor:
+    def polish(self, model: LatentModel, z0: Tensor, actions: Tensor,
+               reference: Tensor | None = None) -> Tensor:
         """``polish_iterations`` projected Adam steps on actions (B, H, A) through the rollout,
-        minimizing ½Σ_t softplus(−r(z_{t+1}))² (LatCo's objective once the dynamics hold)."""
+        minimizing ½Σ_t softplus(−(r(z_{t+1}) − r_ref))² (LatCo's objective once the dynamics hold),
+        r_ref (B,) the LM loop's final ``reference`` per plan (None: the paper's 0)."""
         cfg = self.config
         a = actions.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([a], lr=cfg.polish_lr)
         for _ in range(cfg.polish_iterations):
             with torch.enable_grad():
                 _, rewards = rollout(model, z0, a)
-                loss = 0.5 * F.softplus(-rewards).pow(2).sum()
+                loss = 0.5 * reward_residual(rewards, reference).pow(2).sum()
                 optimizer.zero_grad(set_to_none=False)
                 loss.backward()
             optimizer.step()
             a.data.clamp_(-cfg.action_max, cfg.action_max)
         return a.detach()
 
-    def _choose(self, model: LatentModel, z0: Tensor, state: LMState, trace: IterationTrace) -> Plan:
+    def _choose(self, model: LatentModel, z0: Tensor, state: LMState, trace: IterationTrace,
+                reference: Tensor | None = None) -> Plan:
         """The plan whose clipped actions earn the most model reward through μ (authors' code)."""
         cfg, A = self.config, model.action_size
         x, failed = state.x, state.failed.to(z0.device)
@@ -587,7 +700,7 @@ class LatCoPlanner:
         raw = plan_actions(x, A, cfg.action_max, cfg.constraints)
         actions = raw.clamp(-cfg.action_max, cfg.action_max)
         if cfg.polish_iterations:
-            actions = self.polish(model, z0, actions)
+            actions = self.polish(model, z0, actions, reference)
         rolled, rewards = rollout(model, z0, actions)
         plan_rewards = rewards.double().sum(-1)
         plan_rewards = torch.where(failed | ~torch.isfinite(plan_rewards),
