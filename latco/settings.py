@@ -344,9 +344,16 @@ def jsonable(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------- records
+CODE_PATHS = ("latco", "notebooks", "Snakefile", "config", "pyproject.toml")
+"""What makes a result (``code_commit``'s -dirty looks here)."""
+
+
 @functools.lru_cache(maxsize=1)
 def code_commit() -> str:
-    """The checkout's commit, with ``-dirty`` if files differ from it ("unknown" outside git)."""
+    """The checkout's commit, with ``-dirty`` if the code differs from it ("unknown" outside git).
+
+    Only the code counts (``latco/``, the notebooks, the Snakefile, config): a rebuild rewrites the
+    committed ``figures/`` and ``docs/``, which would otherwise mark every rebuilt result dirty."""
     from latco.paths import ROOT
 
     def git(*args: str) -> str:
@@ -355,7 +362,7 @@ def code_commit() -> str:
 
     try:
         commit = git("rev-parse", "HEAD") or "unknown"
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS))
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
