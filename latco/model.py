@@ -358,6 +358,7 @@ def elbo_loss(
     rewards: Tensor,
     generator: torch.Generator | None = None,
     reward_scale: float = 1.0,
+    decode_fraction: float = 1.0,
 ) -> tuple[Tensor, dict[str, float]]:
     """Negative ELBO of paper Eq. 4 on a batch of sequences (to minimize).
 
@@ -368,10 +369,22 @@ def elbo_loss(
     means over batch and time; free nats clip the mean KL as in the authors' code.
     ``reward_scale`` weights the reward term (1: the ELBO; the image term sums 3·S² pixels, the
     reward term one number, so the latent is shaped almost only by the images).
+    ``decode_fraction`` < 1 decodes only that fraction of the B·(T+1) frames, a uniformly random
+    subset drawn with ``generator``: the image term is then the mean over the subset, an unbiased
+    estimate of the full mean at a fraction of the decoder's cost (1: every frame, the ELBO as is).
     """
+    if not 0.0 < decode_fraction <= 1.0:
+        raise ValueError(f"decode_fraction must be in (0, 1], got {decode_fraction}")
     out = model.observe(images, actions, sample=True, generator=generator)
+    feature = out["feature"]
+    if decode_fraction < 1.0:
+        frames = feature.shape[0] * feature.shape[1]
+        keep = max(1, round(decode_fraction * frames))
+        pick = torch.randperm(frames, generator=generator, device=feature.device)[:keep]
+        feature = feature.reshape(frames, -1)[pick]
+        images = images.reshape(frames, *images.shape[2:])[pick.to(images.device)]
     target = model.preprocess(images)
-    image_nll = 0.5 * (model.decode(out["feature"]) - target).pow(2).sum((-3, -2, -1)).mean()
+    image_nll = 0.5 * (model.decode(feature) - target).pow(2).sum((-3, -2, -1)).mean()
     reward_pred = model.reward(out["feature"][:, 1:])
     reward_nll = 0.5 * (reward_pred - rewards.to(reward_pred)).pow(2).mean()
     kl = gaussian_kl(out["post_mean"], out["post_std"], out["prior_mean"], out["prior_std"]).mean()

@@ -409,6 +409,38 @@ def describe(diffs: Mapping[str, tuple[Any, Any]], limit: int = 8) -> str:
     return ", ".join(shown) + (f" (and {len(diffs) - limit} more)" if len(diffs) > limit else "")
 
 
+def new_at_default(path: str, before: Any, now: Any, settings: Mapping[str, Any]) -> bool:
+    """Whether ``path`` is absent from an older record and ``now`` is its config field's default:
+    options added to the code keep, at their defaults, what the code did before they existed
+    (e.g. ``train.decode_fraction`` = 1 decodes every frame), so results made before stay valid."""
+    if before != "<absent>":
+        return False
+    from latco.config import DataConfig, OnlineConfig
+    from latco.model import WorldModelConfig
+    from latco.train import TrainConfig
+
+    parts = path.split(".")
+    if len(parts) < 2:
+        return False
+    owners: dict[str, Any] = {"train": TrainConfig, "world_model": WorldModelConfig, "data": DataConfig,
+                              "online": OnlineConfig}
+    if parts[-2] == "options":  # a planner's options; its name sits beside them
+        node: Any = settings
+        for key in parts[:-2]:
+            node = node.get(key, {}) if isinstance(node, Mapping) else {}
+        from latco.planners.base import _REGISTRY
+
+        owner = _REGISTRY.get(node.get("planner"), (None,))[0] if isinstance(node, Mapping) else None
+    else:
+        owner = owners.get(parts[-2])
+    if owner is None:
+        return False
+    for f in dataclasses.fields(owner):
+        if f.name == parts[-1] and f.default is not dataclasses.MISSING:
+            return jsonable(f.default) == jsonable(now)
+    return False
+
+
 def claim(folder: str | os.PathLike, profile: Profile, settings: Mapping[str, Any], kind: str,
           on_mismatch: Literal["error", "remake"], allowed: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
     """Make ``folder`` the home of a result with ``settings``, before any work is done in it.
@@ -419,17 +451,23 @@ def claim(folder: str | os.PathLike, profile: Profile, settings: Mapping[str, An
     left for the caller to rewrite (``write_record``) once it has checked them; any other difference
     either raises ``SettingsMismatch`` naming it and the fix (``on_mismatch="error"``: data and models,
     which take long to make) or moves the old result aside to ``<folder>.replaced`` and starts afresh
-    (``"remake"``: evaluations and online runs), with a warning.
+    (``"remake"``: evaluations and online runs), with a warning. A setting the record lacks because
+    it was added to the code later is no difference when it is at its default (``new_at_default``).
     """
     folder = Path(folder)
     record = make_record(profile, settings)
     old = read_record(folder)
     if old is not None:
         diffs = differences(old["settings"], record["settings"])
+        newer = {k for k, (before, now) in diffs.items()
+                 if new_at_default(k, before, now, record["settings"])}
+        diffs = {k: v for k, v in diffs.items() if k not in newer}
         allowed = tuple(allowed)
         allowed_diffs = {k: v for k, v in diffs.items() if allowed and k.startswith(allowed)}
         other = {k: v for k, v in diffs.items() if k not in allowed_diffs}
         if not other:
+            if newer and not allowed_diffs:
+                write_record(folder, record)  # the same result, recorded with the settings added since
             return allowed_diffs
         if on_mismatch == "error":
             raise SettingsMismatch(

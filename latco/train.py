@@ -52,6 +52,10 @@ class TrainConfig:
     balance: float = 0.0
     """Fraction of each batch drawn from windows that contain a positive reward (``Replay``'s
     rule; the authors' ``dataset_balance``). 0: uniform windows, the authors' default."""
+    decode_fraction: float = 1.0
+    """Fraction of each batch's frames the decoder reconstructs per step, a random subset
+    (``elbo_loss``): an unbiased estimate of the image term at a fraction of the decoder's cost.
+    1: every frame, the authors' setting."""
     ema: float = 0.0
     """Decay of an exponential moving average of the weights, which is then the model planners use
     (``load_model``); the last weights are kept beside it. 0: no average, the authors' setting."""
@@ -200,7 +204,7 @@ def train_world_model(
     while step < cfg.steps:
         batch = _to_torch(replay.sample(cfg.batch), device)
         loss, metrics = elbo_loss(model, batch["images"], batch["actions"], batch["rewards"], generator,
-                                  cfg.reward_scale)
+                                  cfg.reward_scale, cfg.decode_fraction)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"world-model loss is {loss.item()} at step {step + 1} ({metrics}); the last good "

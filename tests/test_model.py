@@ -112,6 +112,28 @@ def test_elbo_terms_finite_and_free_nats_clip_kl():
     assert weighted.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_decoding_a_random_subset_of_frames_estimates_the_image_term_without_bias():
+    """The image term over a random fraction of the frames, averaged over draws, is the full one
+    (the features are fixed here: observe uses the posterior mean when the noise is zeroed)."""
+    torch.manual_seed(5)
+    model = RSSM(TINY)
+    ep = moving_square_episodes(3, T=6)
+    images = torch.as_tensor(np.stack([e["images"] for e in ep]))
+    actions = torch.as_tensor(np.stack([e["actions"] for e in ep]))
+    rewards = torch.as_tensor(np.stack([e["rewards"] for e in ep]))
+    model._noise = lambda shape, generator: torch.zeros(shape)  # deterministic features
+    _, full = elbo_loss(model, images, actions, rewards)
+    generator = torch.Generator().manual_seed(1)
+    draws = [elbo_loss(model, images, actions, rewards, generator, decode_fraction=0.25)[1]["image_nll"]
+             for _ in range(400)]
+    assert np.mean(draws) == pytest.approx(full["image_nll"], rel=0.02)  # unbiased
+    assert np.std(draws) > 0  # and really a subset
+    _, again = elbo_loss(model, images, actions, rewards, decode_fraction=1.0)
+    assert again == full  # 1: the ELBO as before, bit for bit
+    with pytest.raises(ValueError, match="decode_fraction"):
+        elbo_loss(model, images, actions, rewards, decode_fraction=0.0)
+
+
 def test_loss_falls_on_tiny_dataset(tmp_path):
     replay = Replay(moving_square_episodes(8), length=8, seed=0)
     cfg = TrainConfig(steps=60, batch=8, length=8, lr=3e-3, log_every=10, checkpoint_every=60)

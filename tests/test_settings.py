@@ -223,3 +223,23 @@ def test_an_evaluation_folder_refuses_another_planner_setting(tmp_path):
 def test_a_notebook_takes_overrides_as_papermill_passes_them(given):
     prof, _, _ = results.locate("smoke", overrides=given)
     assert prof.planners["latco"]["iterations"] == 20 and prof.overrides == {"planners.latco.iterations": 20}
+
+
+def test_a_setting_added_to_the_code_later_keeps_results_made_before_it(made, tmp_path):
+    """A record without a newer option (here: one written before ``train.decode_fraction`` and LatCo's
+    ``reward_reference`` existed) is the same result when the option is at its default; not otherwise."""
+    root, prof = made
+    copy = tmp_path / "r"
+    shutil.copytree(root, copy)
+    model_dir = paths.model_dir(copy, "obstacle")
+    record = results.record(model_dir)
+    del record["settings"]["train"]["decode_fraction"]
+    settings.write_record(model_dir, record)
+    offline.offline_model("obstacle", prof, copy)  # no error, nothing retrained
+    assert results.record(model_dir)["settings"]["train"]["decode_fraction"] == 1.0  # recorded now
+    settings.write_record(model_dir, record)
+    with pytest.raises(settings.SettingsMismatch, match="decode_fraction: '<absent>' -> 0.5"):
+        offline.offline_model("obstacle", prof.with_overrides({"train.decode_fraction": 0.5}), copy)
+    assert settings.new_at_default("options.reward_reference", "<absent>", "zero", {"planner": "latco"})
+    assert not settings.new_at_default("options.reward_reference", "<absent>", "best", {"planner": "latco"})
+    assert not settings.new_at_default("options.iterations", 10, 200, {"planner": "latco"})
