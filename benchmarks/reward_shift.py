@@ -17,7 +17,7 @@ import warnings
 import pandas as pd
 import torch
 
-from latco.analytic import Pendulum, PointMass, negative_return, reference_optimum
+from latco.analytic import Pendulum, PointMass, ShiftedReward, negative_return, reference_optimum
 from latco.planners import make_planner
 from latco.planners.evaluate import rollout_return
 
@@ -43,20 +43,6 @@ class RandomMLP:
         return -(z - self.goal).pow(2).sum(-1)
 
 
-class Shifted:
-    """The same model with reward r + c."""
-
-    def __init__(self, model, c: float) -> None:
-        self.model, self.c = model, c
-        self.feature_size, self.action_size = model.feature_size, model.action_size
-
-    def predict_mean(self, z, a):
-        return self.model.predict_mean(z, a)
-
-    def reward(self, z):
-        return self.model.reward(z) + self.c
-
-
 CASES = {  # name: (model, z0, horizon)
     "point mass, H = 15": (PointMass(goal=(3.0, 1.0)), torch.zeros(2, dtype=torch.float64), 15),
     "pendulum, H = 30": (Pendulum(), torch.zeros(2, dtype=torch.float64), 30),
@@ -75,7 +61,7 @@ def main() -> pd.DataFrame:
             for label, (name, options) in PLANNERS.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # "zero" warns when it saturates
-                    actions = make_planner(name, **options).plan(Shifted(model, c), z0, horizon).actions
+                    actions = make_planner(name, **options).plan(ShiftedReward(model, c), z0, horizon).actions
                 row[label] = float(rollout_return(model, z0, actions.double()))
             row["L-BFGS-B"] = -best.value
             rows.append(row)

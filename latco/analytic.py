@@ -99,6 +99,27 @@ class Pendulum:
 
 
 # ---------------------------------------------------------------------------------- objectives
+class ShiftedReward:
+    """``model`` with reward r + c: the same task for a planner that maximizes the return, so a plan
+    that changes with c depends on the reward's offset (LatCo's ``reward_reference``). The optional
+    derivatives are the model's own when it offers them (a constant shift leaves them as they are)."""
+
+    def __init__(self, model, c: float) -> None:
+        self.model, self.c = model, c
+        self.feature_size, self.action_size = model.feature_size, model.action_size
+
+    def predict_mean(self, z: Tensor, a: Tensor) -> Tensor:
+        return self.model.predict_mean(z, a)
+
+    def reward(self, z: Tensor) -> Tensor:
+        return self.model.reward(z) + self.c
+
+    def __getattr__(self, name: str):
+        if name in ("predict_mean_jacobian", "reward_grad") and "model" in self.__dict__:
+            return getattr(self.model, name)
+        raise AttributeError(name)
+
+
 def rollout_features(model, z0: Tensor, actions: Tensor) -> Tensor:
     """(..., H, F) features z_2..z_{H+1} of the rollout of ``actions`` (..., H, A) from z0."""
     z, out = z0.expand(*actions.shape[:-2], z0.shape[-1]), []

@@ -56,9 +56,9 @@ def world_model_for_task(
                 "for: "
                 f"a model cannot be untrained. Ask for {have} or more (task_train_steps.{task}={have}), or "
                 f"delete {run_dir} to train {train_cfg.steps} steps from scratch.")
-    if settings.claim(run_dir, profile, wanted, f"world model of {task}", "error",
-                      allowed=("train.steps",) + settings.MODEL_BOOKKEEPING):
-        settings.write_record(run_dir, settings.make_record(profile, wanted))  # more steps: training goes on
+    # more steps (checked above): training goes on from the checkpoint
+    settings.claim(run_dir, profile, wanted, f"world model of {task}", "error",
+                   allowed=("train.steps",) + settings.MODEL_BOOKKEEPING)
     # windows cannot be longer than the shortest episode (Obstacle has 31 images)
     length = min(train_cfg.length, min(len(e.images) for e in episodes))
     replay = Replay(episodes, length=length, seed=seed, balance=train_cfg.balance)

@@ -42,9 +42,9 @@ def oracle_data(
     """
     data_dir = Path(data_dir)
     wanted = settings.data_settings(profile, task, seed)
-    if settings.claim(data_dir, profile, wanted, f"offline data of {task}", "error",
-                      allowed=settings.DATA_COUNTS):
-        settings.write_record(data_dir, settings.make_record(profile, wanted))  # other counts: same recipe
+    # other episode counts are the same recipe: collected episodes are kept and a prefix is used
+    settings.claim(data_dir, profile, wanted, f"offline data of {task}", "error",
+                   allowed=settings.DATA_COUNTS)
     size = profile.world_model.image_size
     action_size = envs.task_spec(task).action_size
     cfg = profile.data_for(task)

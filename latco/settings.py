@@ -135,7 +135,8 @@ def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
         raise SettingsError(f"unknown setting {key!r}; valid settings: {', '.join(valid_paths(profile))}")
     current = getattr(profile, head)
     if dataclasses.is_dataclass(current):
-        return _replace_in(profile, head, current, parts[1:], value, key)
+        inner, value = _replace_field(current, parts[1:], value, key)
+        return replace(profile, **{head: inner}), value
     if head == "planners":
         return _override_planner(profile, parts, value, key)
     if head in ("task_data", "task_online", "task_train_steps", "task_online_seeds"):
@@ -159,12 +160,6 @@ def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
         raise SettingsError(f"unknown setting {key!r}: {head} has no fields")
     value = coerce(value, hints[head], key)
     return replace(profile, **{head: value}), value
-
-
-def _replace_in(profile: Profile, head: str, current: Any, rest: list[str], value: Any,
-                key: str) -> tuple[Profile, Any]:
-    inner, value = _replace_field(current, rest, value, key)
-    return replace(profile, **{head: inner}), value
 
 
 def _replace_field(obj: Any, rest: list[str], value: Any, key: str) -> tuple[Any, Any]:
@@ -447,12 +442,12 @@ def claim(folder: str | os.PathLike, profile: Profile, settings: Mapping[str, An
 
     A new folder, or one without a record (made by code before records), gets the record. A folder
     recorded with the same settings is left as it is. One recorded with other settings: if they
-    differ only under the ``allowed`` paths (prefixes), the differences are returned and the record is
-    left for the caller to rewrite (``write_record``) once it has checked them; any other difference
-    either raises ``SettingsMismatch`` naming it and the fix (``on_mismatch="error"``: data and models,
-    which take long to make) or moves the old result aside to ``<folder>.replaced`` and starts afresh
-    (``"remake"``: evaluations and online runs), with a warning. A setting the record lacks because
-    it was added to the code later is no difference when it is at its default (``new_at_default``).
+    differ only under the ``allowed`` paths (prefixes), the record is rewritten with the new settings
+    and the differences are returned (the caller has checked before that it can serve them); any other
+    difference either raises ``SettingsMismatch`` naming it and the fix (``on_mismatch="error"``: data
+    and models, which take long to make) or moves the old result aside to ``<folder>.replaced`` and
+    starts afresh (``"remake"``: evaluations and online runs), with a warning. A setting the record
+    lacks because it was added to the code later is no difference at its default (``new_at_default``).
     """
     folder = Path(folder)
     record = make_record(profile, settings)
@@ -466,8 +461,8 @@ def claim(folder: str | os.PathLike, profile: Profile, settings: Mapping[str, An
         allowed_diffs = {k: v for k, v in diffs.items() if allowed and k.startswith(allowed)}
         other = {k: v for k, v in diffs.items() if k not in allowed_diffs}
         if not other:
-            if newer and not allowed_diffs:
-                write_record(folder, record)  # the same result, recorded with the settings added since
+            if newer or allowed_diffs:  # the same result, or one the caller extends: recorded as asked
+                write_record(folder, record)
             return allowed_diffs
         if on_mismatch == "error":
             raise SettingsMismatch(

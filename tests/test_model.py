@@ -92,13 +92,16 @@ def test_gaussian_kl_matches_torch_distributions():
     torch.testing.assert_close(gaussian_kl(mq, sq, mp, sp), ref)
 
 
+def square_batch(episodes: int, T: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images, actions, rewards) of ``episodes`` moving-square episodes of T steps, stacked."""
+    ep = moving_square_episodes(episodes, T=T)
+    return tuple(torch.as_tensor(np.stack([e[k] for e in ep])) for k in ("images", "actions", "rewards"))
+
+
 def test_elbo_terms_finite_and_free_nats_clip_kl():
     torch.manual_seed(4)
     model = RSSM(TINY)
-    ep = moving_square_episodes(2, T=6)
-    images = torch.as_tensor(np.stack([e["images"] for e in ep]))
-    actions = torch.as_tensor(np.stack([e["actions"] for e in ep]))
-    rewards = torch.as_tensor(np.stack([e["rewards"] for e in ep]))
+    images, actions, rewards = square_batch(2, T=6)
     loss, m = elbo_loss(model, images, actions, rewards, torch.Generator().manual_seed(0))
     assert all(np.isfinite(v) for v in m.values())
     assert m["kl"] < TINY.free_nats  # an untrained model's posterior is close to its prior
@@ -117,10 +120,7 @@ def test_decoding_a_random_subset_of_frames_estimates_the_image_term_without_bia
     (the features are fixed here: observe uses the posterior mean when the noise is zeroed)."""
     torch.manual_seed(5)
     model = RSSM(TINY)
-    ep = moving_square_episodes(3, T=6)
-    images = torch.as_tensor(np.stack([e["images"] for e in ep]))
-    actions = torch.as_tensor(np.stack([e["actions"] for e in ep]))
-    rewards = torch.as_tensor(np.stack([e["rewards"] for e in ep]))
+    images, actions, rewards = square_batch(3, T=6)
     model._noise = lambda shape, generator: torch.zeros(shape)  # deterministic features
     _, full = elbo_loss(model, images, actions, rewards)
     generator = torch.Generator().manual_seed(1)

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from latco.analytic import Pendulum, PointMass, negative_return, reference_optimum
+from latco.analytic import ShiftedReward as Shifted
 from latco.planners import make_planner
 from latco.planners.evaluate import rollout_return
 
@@ -41,23 +42,6 @@ CASES = {  # (model, z0, horizon): float64 z0, so these plain classes plan in fl
     "point-mass": (PointMassJ(goal=(3.0, 1.0)), torch.zeros(2, dtype=torch.float64), 15),  # linear, r: −dist²
     "pendulum": (PendulumJ(), torch.zeros(2, dtype=torch.float64), 30),  # nonlinear, r in [-2, 0]
 }
-
-
-class Shifted:
-    """The same model with reward r + c: the same task for a planner that maximizes the return."""
-
-    def __init__(self, model, c: float) -> None:
-        self.model, self.c = model, c
-        self.feature_size, self.action_size = model.feature_size, model.action_size
-
-    def predict_mean(self, z, a):
-        return self.model.predict_mean(z, a)
-
-    def predict_mean_jacobian(self, z, a):
-        return self.model.predict_mean_jacobian(z, a)
-
-    def reward(self, z):
-        return self.model.reward(z) + self.c
 
 
 def true_return(case: str, actions: torch.Tensor) -> float:
