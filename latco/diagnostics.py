@@ -14,12 +14,21 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.stats import rankdata
+from torch import Tensor
 
 from latco.model import RSSM
 
 
 def _get(episode: Any, key: str) -> np.ndarray:
     return np.asarray(episode[key] if isinstance(episode, Mapping) else getattr(episode, key))
+
+
+def _state(episode: Any, key: str) -> np.ndarray:
+    """The true position ``key`` per image of ``episode`` (``Episode.state``), as float64."""
+    state = episode["state"] if isinstance(episode, Mapping) else episode.state
+    if key not in state:
+        raise KeyError(f"episodes of this task record the positions {sorted(state)}, not {key!r}")
+    return np.asarray(state[key], dtype=np.float64)
 
 
 @torch.no_grad()
@@ -191,6 +200,84 @@ def imagined_reward_calibration(
         "true_return": true_return,
         "gap": true_return - predicted_return,
     }
+
+
+PROBED_POSITIONS = {"obstacle": ("agent",), "reach": ("agent",), "push": ("agent", "puck")}
+"""The positions the reward depends on, per task (``Episode.state`` keys): the point mass or the
+gripper (``agent``), and Push's puck."""
+
+
+def _fit_ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    """Weights of ridge regression on ``[standardized x, 1]`` (closed form)."""
+    xs = np.hstack([x, np.ones((len(x), 1))])
+    return np.linalg.solve(xs.T @ xs + ridge * len(x) * np.eye(xs.shape[1]), xs.T @ y)
+
+
+def r2_score(true: np.ndarray, pred: np.ndarray) -> float:
+    """1 − SSE / SST pooled over the columns (SST around the mean of ``true``): 1 is perfect,
+    0 is no better than predicting the mean, below 0 worse."""
+    return float(1 - ((true - pred) ** 2).sum() / ((true - true.mean(0)) ** 2).sum())
+
+
+@torch.no_grad()
+def state_probe(
+    model: RSSM,
+    train: Sequence[Any],
+    heldout: Sequence[Any],
+    key: str,
+    horizons: Sequence[int] = (10, 30),
+    stride: int = 10,
+    ridge: float = 1e-3,
+) -> dict[str, float]:
+    """Can the true position ``key`` (e.g. the gripper, ``agent``, or Push's ``puck``) be read off
+    the latents the planners imagine?
+
+    A linear probe (ridge regression on standardized features) is fitted from the filtered
+    features of ``train`` to ``state[key]``, then scored by R² (``r2_score``) on ``heldout``: on
+    their filtered features (``filtered``: what the model can see at all) and on features imagined
+    open loop under the episode's own actions from the filtered feature at a window's start
+    (every ``stride`` steps), at the window's step ``h`` for each of ``horizons`` (``imagined_h``:
+    what a plan of that length shows). Near 1: the position is in the imagined latent; near 0 or
+    below: the imagination has lost it, and a planner optimizes a reward about a ghost.
+    """
+
+    def features(episode: Any) -> Tensor:
+        images = torch.as_tensor(_get(episode, "images")[None], device=model.device)
+        actions = torch.as_tensor(_get(episode, "actions")[None], device=model.device, dtype=model.dtype)
+        return model.observe(images, actions)["feature"][0]
+
+    x = torch.cat([features(e) for e in train]).cpu().numpy().astype(np.float64)
+    y = np.concatenate([_state(e, key) for e in train])
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    weights = _fit_ridge((x - mean) / std, y, ridge)
+
+    def predict(f: np.ndarray) -> np.ndarray:
+        return np.hstack([(f.astype(np.float64) - mean) / std, np.ones((len(f), 1))]) @ weights
+
+    filtered_true, filtered_pred = [], []
+    imagined_true: dict[int, list] = {h: [] for h in horizons}
+    imagined_pred: dict[int, list] = {h: [] for h in horizons}
+    longest = max(horizons)
+    for episode in heldout:
+        state = _state(episode, key)
+        feats = features(episode)
+        filtered_true.append(state)
+        filtered_pred.append(predict(feats.cpu().numpy()))
+        actions = torch.as_tensor(_get(episode, "actions"), device=model.device, dtype=model.dtype)
+        starts = list(range(0, len(actions) - longest + 1, stride))
+        if not starts:
+            continue
+        window_actions = torch.stack([actions[s : s + longest] for s in starts])
+        imagined = model.imagine(feats[torch.as_tensor(starts, device=model.device)], window_actions)
+        for h in horizons:
+            imagined_true[h].append(np.stack([state[s + h] for s in starts]))
+            imagined_pred[h].append(predict(imagined[:, h].cpu().numpy()))
+    out = {"filtered": r2_score(np.concatenate(filtered_true), np.concatenate(filtered_pred))}
+    for h in horizons:
+        out[f"imagined_{h}"] = (r2_score(np.concatenate(imagined_true[h]), np.concatenate(imagined_pred[h]))
+                                if imagined_true[h] else float("nan"))
+    out["windows"] = sum(len(t) for t in imagined_true[longest])
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """The online experiment (paper Algorithm 1, Table 1): seed data, then repeat {act with the planner
 plus exploration noise; train the world model on everything collected}, evaluating as it goes.
+The seed data and first model are random episodes (``OnlineConfig.start = "scratch"``) or the
+task's offline data and world model (``"offline"``: the paper's protocol for Push).
 
 A run lives in one directory and resumes after a kill with no episode lost or collected twice; it
 writes ``evaluations.csv`` at its end (``latco.results``).
@@ -14,17 +16,19 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm  # text bars: notebooks run headless through papermill (no ipywidgets)
 
-from latco import data, envs, records, settings
+from latco import data, envs, paths, records, settings
 from latco.agent import evaluate, run_episode
 from latco.config import Profile, make_profile_planner, world_model_config
 from latco.envs.oracle import RandomPolicy
 from latco.model import RSSM
 from latco.replay import Replay
-from latco.results import ONLINE_DONE
-from latco.train import train_world_model
+from latco.results import ONLINE_DONE, model_done
+from latco.train import CHECKPOINT, METRICS, _atomic_save, load_checkpoint, train_world_model
 
 ONLINE_EVAL_SEED = 2_000_000
 """Evaluation episodes of online runs start from these seeds, the same for every planner."""
@@ -50,6 +54,7 @@ def online_training(
     run_dir: str | os.PathLike,
     seed: int = 0,
     device: str | None = None,
+    results: str | os.PathLike | None = None,
     **planner_overrides: object,
 ) -> pd.DataFrame:
     """Algorithm 1: seed data, then repeat {act with the planner + noise; train the model}.
@@ -61,6 +66,9 @@ def online_training(
     collected twice. ``settings.json`` records what the run is made with
     (``latco.settings.online_settings``): a run made with other settings is moved aside to
     ``<run_dir>.replaced`` and started afresh, never continued or returned.
+    With ``profile.online_for(task).start == "offline"`` the run starts from the offline world model
+    and data in ``results`` (``models/<task>``, ``data/<task>``; default: the results folder that
+    holds ``run_dir``), whose settings it records too: a re-trained offline model re-makes the run.
     Returns the evaluation table (one row per evaluation: episodes collected, success rate, …).
     """
     cfg, run_dir = profile.online_for(task), Path(run_dir)
@@ -69,14 +77,25 @@ def online_training(
     episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
     seed_policy = RandomPolicy(spec.action_size, cfg.seed_hold)
     wanted = settings.online_settings(profile, task, planner, seed, **planner_overrides)
+    model_cfg = world_model_config(profile, spec.action_size)
+    offline = cfg.start == "offline"
+    if offline:
+        results = _results_holding(run_dir, task) if results is None else Path(results)
+        source = _offline_source(results, task)
+        wanted["offline_model"] = settings.read_record(source)["settings"]
     settings.claim(run_dir, profile, wanted,
                    f"online run of {planner} on {task} (seed {seed})", "remake")
-    with _timed(run_dir, "seed episodes", 0):
-        data.collect(task, seed_policy, cfg.seed_episodes, episodes_dir, seed, size)
-    episodes = data.load_episodes(episodes_dir)
-    model_cfg = world_model_config(profile, spec.action_size)
+    if offline:
+        first_steps = _start_from_offline(source, model_dir, seed)
+        prior = data.load_episodes(paths.data_dir(results, task) / "train")
+        seed_count = 0
+    else:
+        with _timed(run_dir, "seed episodes", 0):
+            data.collect(task, seed_policy, cfg.seed_episodes, episodes_dir, seed, size)
+        first_steps, prior, seed_count = cfg.initial_train_steps, [], cfg.seed_episodes
+    episodes = data.load_episodes(episodes_dir) if episodes_dir.exists() else []
     length = min(profile.train.length, spec.t_tot + 1)
-    replay = Replay(episodes, length=length, seed=seed, balance=profile.train.balance)
+    replay = Replay(prior + episodes, length=length, seed=seed, balance=profile.train.balance)
 
     def train(total_steps: int, collected: int) -> RSSM:
         train_cfg = replace(profile.train, steps=total_steps, seed=seed)
@@ -95,21 +114,21 @@ def online_training(
 
     # Each iteration k: collect episode k (saved at once) -> train -> evaluate if due. After a
     # crash, the episodes on disk say how far the run got; training and evaluation resume.
-    done = max(len(episodes) - cfg.seed_episodes, 0)
-    model = train(cfg.initial_train_steps + done * cfg.train_steps_per_episode, done)
+    done = max(len(episodes) - seed_count, 0)
+    model = train(first_steps + done * cfg.train_steps_per_episode, done)
     evaluate_if_due(done, model)
     if done < cfg.episodes:  # a finished run builds no environment
         env = envs.make_env(task, seed=seed, image_size=size)
         try:
             for k in tqdm(range(done, cfg.episodes), desc=f"online {task} {planner}", unit="ep",
                           initial=done, total=cfg.episodes):
-                index = cfg.seed_episodes + k
+                index = seed_count + k
                 with _timed(run_dir, "collect", k + 1):
                     result = run_episode(env, model, agent, seed=seed + index,
                                          explore_noise=cfg.explore_noise)
                 data.save_episode(data.episode_path(episodes_dir, index), result.episode)
                 replay.add(result.episode)
-                model = train(cfg.initial_train_steps + (k + 1) * cfg.train_steps_per_episode, k + 1)
+                model = train(first_steps + (k + 1) * cfg.train_steps_per_episode, k + 1)
                 evaluate_if_due(k + 1, model)
         finally:
             env.close()
@@ -118,6 +137,41 @@ def online_training(
     table = online_evaluations(run_dir)
     records.write_table(run_dir / ONLINE_DONE, table)
     return table
+
+
+def _results_holding(run_dir: Path, task: str) -> Path:
+    """The results folder of ``run_dir`` = ``<results>/online/<task>/<planner>/seed<k>``."""
+    parents = run_dir.resolve().parents
+    if len(parents) < 4 or parents[2].name != "online":
+        raise ValueError(
+            f"this online run of {task} starts from the offline world model, and {run_dir} is not laid out "
+            "as <results>/online/<task>/<planner>/seed<k>: pass results=<the folder with models/ and data/>")
+    return parents[3]
+
+
+def _offline_source(results: Path, task: str) -> Path:
+    """The finished offline world model of ``task`` in ``results``; a clear error if there is none."""
+    if not model_done(results, task).exists():
+        raise FileNotFoundError(
+            f"no finished offline world model of {task} in {results} ({model_done(results, task)} is "
+            f"missing): this online run starts from it. Make it first: notebook 02 with task={task!r}, or "
+            f"`snakemake --cores 2 {model_done(results, task)}`")
+    return paths.model_dir(results, task)
+
+
+def _start_from_offline(source: Path, model_dir: Path, seed: int) -> int:
+    """Copy the offline checkpoint into ``model_dir`` (once), with this run's seed for the batches
+    and the noise, so seeds differ in training too; returns the offline model's steps."""
+    offline_state = load_checkpoint(source / CHECKPOINT)
+    if not (model_dir / CHECKPOINT).exists():
+        model_dir.mkdir(parents=True, exist_ok=True)
+        state = dict(offline_state)
+        state["generator"] = torch.Generator().manual_seed(seed).get_state()
+        state["replay"] = {**state["replay"], "rng": np.random.default_rng(seed).bit_generator.state}
+        if (source / METRICS).exists():
+            (model_dir / METRICS).write_text((source / METRICS).read_text())
+        _atomic_save(state, model_dir / CHECKPOINT)
+    return int(offline_state["step"])
 
 
 def online_evaluations(run_dir: str | os.PathLike) -> pd.DataFrame:

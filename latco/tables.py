@@ -85,11 +85,14 @@ def predicted_vs_achieved(rows: Mapping[tuple[str, str], pd.DataFrame]) -> pd.Da
     return pd.DataFrame(out)
 
 
-def online_table(runs: Mapping[tuple[str, str, int], pd.DataFrame]) -> pd.DataFrame:
+def online_table(runs: Mapping[tuple[str, str, int], pd.DataFrame],
+                 protocols: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Table 1: per (task, planner), the first and the last evaluation of each seed's online run
     (``latco.online.online_evaluations``): mean ± s.e. over runs, the 95 % bootstrap interval over
     runs (n/a for a single run: one run says nothing about the spread), each run's last success,
-    and the number of runs."""
+    and the number of runs. ``protocols`` (task -> label, ``OnlineConfig.protocol``) adds a column
+    saying how each task's runs started: from scratch, or offline → online (the first evaluation is
+    then the offline model's)."""
     grouped: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for (task, planner, _seed), evals in runs.items():
         if len(evals):
@@ -98,7 +101,9 @@ def online_table(runs: Mapping[tuple[str, str, int], pd.DataFrame]) -> pd.DataFr
     for (task, planner), evals in grouped.items():
         first = pd.DataFrame([e.iloc[0] for e in evals])
         last = pd.DataFrame([e.iloc[-1] for e in evals])
-        out.append({"task": task, "planner": planner, "runs": len(evals),
+        out.append({"task": task, "planner": planner,
+                    **({"protocol": protocols.get(task, "")} if protocols is not None else {}),
+                    "runs": len(evals),
                     "episodes collected": int(last["episodes_collected"].min()),
                     "success (first eval)": fmt(first["success"]),
                     "success (last eval)": fmt(last["success"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from latco.config import PAPER_STEPS, DataConfig, get_profile
@@ -37,9 +39,19 @@ def test_scaled_to_keeps_the_mix_and_at_least_one_episode_of_each_kind():
 
 def test_online_runs_per_task_and_the_seeds_switch():
     paper, quick = get_profile("paper"), get_profile("quick")
-    # the paper's Table 1: every task, 3 seeds, one online config for all tasks
+    # the paper's Table 1: every task, 3 seeds, one online budget for all tasks; Push starts from the
+    # offline data and model ("offline data plus further online interaction"), the others from scratch
     assert paper.online_tasks == tuple(TASKS) and paper.online_seeds == (0, 1, 2)
-    assert all(paper.online_for(t) == paper.online for t in TASKS)
+    assert {t: paper.online_for(t).start for t in TASKS} == {"obstacle": "scratch", "reach": "scratch",
+                                                            "push": "offline"}
+    budget = {"start": "scratch", "seed_episodes": 0, "initial_train_steps": 0}
+    assert all(dataclasses.replace(paper.online_for(t), **budget)
+               == dataclasses.replace(paper.online, **budget) for t in TASKS)
+    # quick: Sawyer runs offline -> online (from scratch, 3000 env steps taught no planner a sparse task)
+    assert {t: quick.online_for(t).protocol for t in TASKS} == {
+        "obstacle": "from scratch", "reach": "offline → online", "push": "offline → online"}
+    with pytest.raises(ValueError, match="online start must be one of scratch, offline"):
+        dataclasses.replace(quick.online, start="pretrained")
     # quick: every task, Sawyer tasks on their own (cheaper) budget, Obstacle on the shared one
     assert quick.online_tasks == tuple(TASKS)
     assert quick.online_for("obstacle") == quick.online

@@ -82,3 +82,42 @@ def test_killed_online_run_resumes_without_losing_or_repeating_episodes(tmp_path
     assert again["success"].item() == last["success"].mean()
     assert again["return"].item() == pytest.approx(last["return"].mean(), rel=1e-6)
 
+
+
+def test_offline_to_online_run_starts_from_the_offline_model_and_data(tmp_path):
+    """start="offline": no seed episodes; the run's model continues the offline checkpoint (its steps
+    plus train_steps_per_episode per collected episode) on the offline data plus the collected
+    episodes; a re-trained offline model re-makes the run; a missing one is a clear error."""
+    from latco import offline, paths, recipe
+    from latco.online import online_evaluations, online_training
+    from latco.settings import read_record
+
+    smoke = get_profile("smoke")
+    profile = smoke.with_overrides({"online.start": "offline", "online.episodes": 2, "online.eval_every": 2,
+                                    "online.eval_episodes": 1})
+    assert profile.online.protocol == "offline → online"
+    results, task = tmp_path / "results", "obstacle"
+    run_dir = paths.online_dir(results, task, "latco", 3)
+    with pytest.raises(FileNotFoundError, match="no finished offline world model of obstacle"):
+        online_training(task, "latco", profile, run_dir, seed=3, device="cpu", iterations=2)
+
+    episodes = recipe.oracle_data(task, profile, paths.data_dir(results, task), 0)
+    model_dir = paths.model_dir(results, task)
+    offline.world_model_for_task(task, profile, episodes["train"], model_dir, device="cpu")
+    offline_steps = load_checkpoint(model_dir / CHECKPOINT)["step"]
+    table = online_training(task, "latco", profile, run_dir, seed=3, device="cpu", iterations=2)
+    assert list(table["episodes_collected"]) == [0, 2]
+    collected = load_episodes(run_dir / "episodes")
+    assert [e.seed for e in collected] == [3, 4]  # planner episodes only: the offline data is the seed data
+    state = load_checkpoint(run_dir / "model" / CHECKPOINT)
+    assert state["step"] == offline_steps + 2 * profile.online.train_steps_per_episode
+    assert read_record(run_dir)["settings"]["offline_model"] == read_record(model_dir)["settings"]
+    assert list(online_evaluations(run_dir)["episodes_collected"]) == [0, 2]
+
+    # the offline model trained further: the run is stale and is made again from the new model
+    longer = profile.with_overrides({"train.steps": offline_steps + 4})
+    offline.world_model_for_task(task, longer, episodes["train"], model_dir, device="cpu")
+    with pytest.warns(UserWarning, match="offline_model"):
+        online_training(task, "latco", longer, run_dir, seed=3, device="cpu", iterations=2)
+    assert load_checkpoint(run_dir / "model" / CHECKPOINT)["step"] == offline_steps + 4 + 4
+    assert (run_dir.parent / "seed3.replaced").exists()

@@ -43,6 +43,11 @@ def test_online_table_takes_first_and_last_evaluation_per_seed():
     one = online_table({("reach", "gd", 0): run(0.0, 0.3)})
     assert one.loc[0, "runs"] == 1 and one.loc[0, "success 95 % CI (runs)"] == "n/a"
     assert one.loc[0, "success (last eval)"] == "0.30 ± n/a"
+    assert "protocol" not in one
+    labelled = online_table({("reach", "gd", 0): run(0.0, 0.3), ("obstacle", "gd", 0): run(0.0, 0.3)},
+                            {"reach": "offline → online", "obstacle": "from scratch"})
+    assert dict(zip(labelled["task"], labelled["protocol"], strict=True)) == {
+        "reach": "offline → online", "obstacle": "from scratch"}
 
 
 def test_obstacle_passages_counts_each_way_round_the_wall(tmp_path):
