@@ -1,0 +1,193 @@
+"""Where a quick world-model training step goes, and what each way of making it cheaper buys.
+
+    python benchmarks/train_step.py [--profile quick] [--repeats 12] [--threads 1]
+
+One training step = ELBO forward + backward + Adam on the profile's batch × length of random
+images. First a profile of one step by part (encoder, the RSSM's sequential filter, decoder, loss,
+backward, Adam). Then the candidates, timed side by side in one run, alternating step by step so
+machine load hits them alike (median ms/step, ratio to the step as shipped):
+
+- ``as shipped``: ``latco.model`` as it is;
+- ``channels_last``: encoder and decoder convolutions in NHWC memory layout;
+- ``decoder bf16``: the decoder under CPU autocast to bfloat16 (the rest float32);
+- ``compiled decoder``: ``torch.compile`` of the decoder (compile seconds reported apart);
+- ``decode half``: ``TrainConfig.decode_fraction = 0.5`` (half the frames reconstructed).
+
+Each variant computes the same loss up to rounding (bf16: to ~1e-2 relative); none of them
+changes what the model is. The quick profile trains with one thread per job (two jobs share two
+cores), hence ``--threads 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from latco.config import PROFILES, world_model_config
+from latco.model import RSSM, elbo_loss
+
+
+def _channels_last(model: RSSM) -> None:
+    """Run the encoder's and decoder's convolutions in NHWC layout (same weights, same results)."""
+    encoder, decoder = model.encoder, model.decoder
+    encoder.net.to(memory_format=torch.channels_last)
+    decoder.net.to(memory_format=torch.channels_last)
+
+    def encode(images: torch.Tensor) -> torch.Tensor:
+        lead = images.shape[:-3]
+        x = images.reshape(-1, *images.shape[-3:]).contiguous(memory_format=torch.channels_last)
+        return encoder.net(x).reshape(*lead, encoder.embed_size)
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape[:-1]
+        x = decoder.fc(z).reshape(-1, decoder.width, 1, 1).contiguous(memory_format=torch.channels_last)
+        x = decoder.net(x)
+        return x.reshape(*lead, *x.shape[-3:])
+
+    encoder.forward, decoder.forward = encode, decode
+
+
+def _decoder_bf16(model: RSSM) -> None:
+    """The decoder under bfloat16 autocast; its output cast back to float32 for the loss."""
+    plain = model.decoder.forward
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return plain(z).float()
+
+    model.decoder.forward = decode
+
+
+def _compiled_decoder(model: RSSM) -> None:
+    model.decoder.forward = torch.compile(model.decoder.forward)
+
+
+VARIANTS: dict[str, tuple[Callable[[RSSM], None] | None, float]] = {
+    "as shipped": (None, 1.0),
+    "channels_last": (_channels_last, 1.0),
+    "decoder bf16": (_decoder_bf16, 1.0),
+    "compiled decoder": (_compiled_decoder, 1.0),
+    "decode half": (None, 0.5),
+}
+
+
+def breakdown(profile_name: str, repeats: int) -> list[dict[str, object]]:
+    """Milliseconds of each part of one step (as shipped), timed part by part."""
+    profile = PROFILES[profile_name]
+    cfg = world_model_config(profile, action_size=4)
+    B, L, S = profile.train.batch, profile.train.length, cfg.image_size
+    torch.manual_seed(0)
+    model = RSSM(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=profile.train.lr)
+    images = torch.randint(0, 256, (B, L, S, S, 3), dtype=torch.uint8)
+    actions = torch.rand(B, L - 1, 4) * 2 - 1
+    parts: dict[str, list[float]] = {}
+
+    def timed(name: str, fn: Callable[[], object]) -> object:
+        tick = time.perf_counter()
+        out = fn()
+        parts.setdefault(name, []).append(time.perf_counter() - tick)
+        return out
+
+    for _ in range(repeats + 2):
+        x = model.preprocess(images)
+        embed = timed("encoder", lambda x=x: model.encoder(x))
+        h = torch.zeros(B, cfg.deter)
+        s = torch.zeros(B, cfg.stoch)
+
+        def filter_loop(embed=embed, s=s, h=h) -> torch.Tensor:
+            feats, a = [], torch.zeros(B, 4)
+            for t in range(L):
+                if t:
+                    a = actions[:, t - 1]
+                h = model._transition(s, h, a)
+                model.prior(h)
+                mean, std = model.posterior(h, embed[:, t])
+                s = mean + std * torch.randn_like(std)
+                feats.append(torch.cat([s, h], -1))
+            return torch.stack(feats, 1)
+
+        feature = timed(f"RSSM filter ({L} sequential steps)", filter_loop)
+        recon = timed("decoder", lambda feature=feature: model.decode(feature))
+        loss = timed("loss", lambda recon=recon, x=x: 0.5 * (recon - x).pow(2).sum((-3, -2, -1)).mean())
+        optimizer.zero_grad(set_to_none=True)
+        timed("backward", loss.backward)
+        timed("Adam", optimizer.step)
+    rows = [{"part": k, "ms": float(np.median(v[2:]) * 1e3)} for k, v in parts.items()]
+    total = sum(r["ms"] for r in rows)
+    return [{**r, "share": r["ms"] / total} for r in rows]
+
+
+def compare(profile_name: str, repeats: int) -> list[dict[str, object]]:
+    """Median ms per full training step of each variant, alternating variants step by step."""
+    profile = PROFILES[profile_name]
+    cfg = world_model_config(profile, action_size=4)
+    B, L, S = profile.train.batch, profile.train.length, cfg.image_size
+    images = torch.randint(0, 256, (B, L, S, S, 3), dtype=torch.uint8)
+    actions = torch.rand(B, L - 1, 4) * 2 - 1
+    rewards = torch.randn(B, L - 1)
+    steps, setup_s, first_loss = {}, {}, {}
+    for name, (patch, fraction) in VARIANTS.items():
+        torch.manual_seed(0)
+        model = RSSM(cfg)
+        optimizer = torch.optim.Adam(model.parameters(), lr=profile.train.lr)
+        generator = torch.Generator().manual_seed(0)
+        tick = time.perf_counter()
+        if patch is not None:
+            patch(model)
+
+        def step(model=model, optimizer=optimizer, generator=generator, fraction=fraction) -> float:
+            loss, _ = elbo_loss(model, images, actions, rewards, generator, decode_fraction=fraction)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        first_loss[name] = step()  # compiles, where a variant compiles
+        setup_s[name] = time.perf_counter() - tick
+        steps[name] = step
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for i in range(repeats + 1):
+        for name, step in steps.items():
+            tick = time.perf_counter()
+            step()
+            if i:
+                times[name].append(time.perf_counter() - tick)
+    base = float(np.median(times["as shipped"]))
+    rows = []
+    for name, t in times.items():
+        median = float(np.median(t))
+        rows.append({"variant": name, "ms/step": median * 1e3, "vs as shipped": median / base,
+                     "first step (s, incl. compile)": setup_s[name], "first loss": first_loss[name],
+                     "minutes per 12 000 steps": median * 12_000 / 60})
+    return rows
+
+
+def _print(rows: list[dict[str, object]]) -> None:
+    header = list(rows[0])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    parser.add_argument("--repeats", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"profile {args.profile}, torch {torch.__version__}, {args.threads} thread(s)\n")
+    print("One step by part (as shipped, forward parts without autograd bookkeeping differences):\n")
+    _print(breakdown(args.profile, args.repeats))
+    print("\nCandidates, side by side:\n")
+    _print(compare(args.profile, args.repeats))
+
+
+if __name__ == "__main__":
+    main()
