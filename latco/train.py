@@ -95,6 +95,7 @@ def load_model(run_dir: str | os.PathLike, device: str | torch.device | None = N
     model = RSSM(WorldModelConfig(**state["model_config"])).to(device or "cpu")
     averaged = state.get("average")
     model.load_state_dict(averaged["state"] if average and averaged is not None else state["model"])
+    model.trained_steps = int(state["step"])
     return model.eval()
 
 
