@@ -72,11 +72,8 @@ def online_done(task, planner, seed): return results.online_done(R, task, planne
 def data_params(w): return settings.digest(settings.data_settings(PROF, w.task, SEED))
 def model_params(w): return settings.digest(settings.model_settings(PROF, w.task, SEED))
 def offline_params(w): return settings.digest(settings.offline_settings(PROF, w.task, w.planner, SEED))
-def online_params(w):
-    run = settings.online_settings(PROF, w.task, w.planner, int(w.seed))
-    if PROF.online_for(w.task).start == "offline":  # it starts from the offline model: a new one re-makes it
-        run["offline_model"] = settings.model_settings(PROF, w.task, SEED)
-    return settings.digest(run)
+def online_params(w):  # an offline -> online run depends on the offline model too: a new one re-makes it
+    return settings.digest(settings.online_settings(PROF, w.task, w.planner, int(w.seed), SEED))
 def online_inputs(w):  # offline -> online runs start from the task's offline data and model
     return [data_done(w.task), model_done(w.task)] if PROF.online_for(w.task).start == "offline" else []
 LATCO_PARAMS = settings.digest(settings.planner_settings(PROF, "latco"))  # Figs. 1, 5, 7 plan with it

@@ -76,13 +76,14 @@ def online_training(
     size = profile.world_model.image_size
     episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
     seed_policy = RandomPolicy(spec.action_size, cfg.seed_hold)
-    wanted = settings.online_settings(profile, task, planner, seed, **planner_overrides)
     model_cfg = world_model_config(profile, spec.action_size)
     offline = cfg.start == "offline"
+    model_seed = 0
     if offline:
         results = _results_holding(run_dir, task) if results is None else Path(results)
         source = _offline_source(results, task)
-        wanted["offline_model"] = settings.read_record(source)["settings"]
+        model_seed = _check_offline_model(source, profile, task)
+    wanted = settings.online_settings(profile, task, planner, seed, model_seed, **planner_overrides)
     settings.claim(run_dir, profile, wanted,
                    f"online run of {planner} on {task} (seed {seed})", "remake")
     if offline:
@@ -157,6 +158,23 @@ def _offline_source(results: Path, task: str) -> Path:
             f"missing): this online run starts from it. Make it first: notebook 02 with task={task!r}, or "
             f"`snakemake --cores 2 {model_done(results, task)}`")
     return paths.model_dir(results, task)
+
+
+def _check_offline_model(source: Path, profile: Profile, task: str) -> int:
+    """The seed of the offline model in ``source``, after checking it was made with ``profile``'s
+    settings (``SettingsMismatch`` naming the differences otherwise: an online run never starts
+    from a model of other settings)."""
+    record = settings.read_record(source)
+    model_seed = int(record["settings"].get("seed", 0))
+    expected = settings.jsonable(settings.model_settings(profile, task, model_seed))
+    diffs = {k: v for k, v in settings.differences(record["settings"], expected).items()
+             if not settings.new_at_default(k, *v, expected) and k not in settings.MODEL_BOOKKEEPING}
+    if diffs:
+        raise settings.SettingsMismatch(
+            f"the offline world model in {source} was made with other settings than this profile's "
+            f"({settings.describe(diffs)}), and this online run starts from it: re-make the model with "
+            f"these settings (notebook 02 or the Snakefile) first")
+    return model_seed
 
 
 def _start_from_offline(source: Path, model_dir: Path, seed: int) -> int:

@@ -306,17 +306,21 @@ def offline_settings(profile: Profile, task: str, planner: str, seed: int | None
             "model": None if seed is None else model_settings(profile, task, seed)}
 
 
-def online_settings(profile: Profile, task: str, planner: str, seed: int = 0,
+def online_settings(profile: Profile, task: str, planner: str, seed: int = 0, model_seed: int = 0,
                     **planner_overrides: Any) -> dict[str, Any]:
-    """What one online run (Algorithm 1) of ``planner`` on ``task`` depends on (Table 1)."""
+    """What one online run (Algorithm 1) of ``planner`` on ``task`` depends on (Table 1); a run that
+    starts offline (``OnlineConfig.start``) also depends on the offline model (seed ``model_seed``)."""
     from latco.config import world_model_config
     from latco.online import ONLINE_EVAL_SEED
 
-    return {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
-            "seed": int(seed),
-            "world_model": asdict(world_model_config(profile, task_spec(task).action_size)),
-            "train": asdict(replace(profile.train, steps=0, seed=int(seed))),
-            "online": asdict(profile.online_for(task)), "eval_seed": ONLINE_EVAL_SEED}
+    out = {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
+           "seed": int(seed),
+           "world_model": asdict(world_model_config(profile, task_spec(task).action_size)),
+           "train": asdict(replace(profile.train, steps=0, seed=int(seed))),
+           "online": asdict(profile.online_for(task)), "eval_seed": ONLINE_EVAL_SEED}
+    if profile.online_for(task).start == "offline":
+        out["offline_model"] = model_settings(profile, task, model_seed)
+    return out
 
 
 def digest(settings: Any) -> str:

@@ -25,7 +25,7 @@ RUN = textwrap.dedent(
     from latco.online import online_training
 
     smoke = get_profile("smoke")
-    profile = dataclasses.replace(smoke, online=dataclasses.replace(
+    profile = dataclasses.replace(smoke, task_online={}, online=dataclasses.replace(
         smoke.online, seed_episodes=2, episodes=4, eval_every=2, eval_episodes=1))
     table = online_training(sys.argv[2], "latco", profile, sys.argv[1], seed=7, device="cpu", iterations=3)
     print(table.to_json())
@@ -121,3 +121,9 @@ def test_offline_to_online_run_starts_from_the_offline_model_and_data(tmp_path):
         online_training(task, "latco", longer, run_dir, seed=3, device="cpu", iterations=2)
     assert load_checkpoint(run_dir / "model" / CHECKPOINT)["step"] == offline_steps + 4 + 4
     assert (run_dir.parent / "seed3.replaced").exists()
+    # a profile whose offline model differs from the one on disk never starts from it
+    from latco.settings import SettingsMismatch
+
+    with pytest.raises(SettingsMismatch, match="train.steps"):
+        online_training(task, "latco", profile, paths.online_dir(results, task, "latco", 4), seed=4,
+                        device="cpu")
