@@ -16,8 +16,10 @@ reads.
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,11 +50,23 @@ def write_atomic(path: Path, write) -> Path:
     """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it to ``path``.
 
     The temporary name is unique per call, so processes that write the same file at once (two
-    runs reusing one data folder) each rename a whole file instead of one renaming the other's."""
+    runs reusing one data folder) each rename a whole file instead of one renaming the other's.
+    An interrupted write (Ctrl-C, an exception) removes its temporary file; one a hard kill left
+    behind (no handler runs) is removed by the next write of ``path`` once it is an hour old."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp{glob.escape(path.suffix)}"):
+        try:
+            if time.time() - stale.stat().st_mtime > 3600:
+                stale.unlink()
+        except FileNotFoundError:  # another process finished or removed it meanwhile
+            pass
     return path
 
 

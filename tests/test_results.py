@@ -124,3 +124,30 @@ def _write_many(path, letter, start):
     while time.time() < start + 2 or writes < 100:
         records.write_atomic(Path(path), lambda tmp: tmp.write_text(letter * 1000))
         writes += 1
+
+
+def test_write_atomic_leaves_no_temporary_file_when_interrupted(tmp_path):
+    """Ctrl-C mid-write (KeyboardInterrupt) removes the temporary sibling; the target is untouched;
+    an hour-old orphan a hard kill left is removed by the next write of the same file."""
+    import os
+    import time
+
+    import pytest
+
+    from latco.records import write_atomic
+
+    target = tmp_path / "fig.pdf"
+    target.write_text("old")
+
+    def interrupted(tmp):
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, interrupted)
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["fig.pdf"]
+    orphan, fresh = tmp_path / ".fig.pdf.aaaa.tmp.pdf", tmp_path / ".fig.pdf.bbbb.tmp.pdf"
+    orphan.write_text("killed"), fresh.write_text("another writer, now")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    write_atomic(target, lambda tmp: tmp.write_text("new"))
+    assert target.read_text() == "new" and not orphan.exists() and fresh.exists()
