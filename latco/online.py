@@ -167,8 +167,8 @@ def _check_offline_model(source: Path, profile: Profile, task: str) -> int:
     record = settings.read_record(source)
     model_seed = int(record["settings"].get("seed", 0))
     expected = settings.jsonable(settings.model_settings(profile, task, model_seed))
-    diffs = {k: v for k, v in settings.differences(record["settings"], expected).items()
-             if not settings.new_at_default(k, *v, expected) and k not in settings.MODEL_BOOKKEEPING}
+    diffs = {k: v for k, v in settings.changed(record["settings"], expected).items()
+             if k not in settings.MODEL_BOOKKEEPING}
     if diffs:
         raise settings.SettingsMismatch(
             f"the offline world model in {source} was made with other settings than this profile's "

@@ -440,6 +440,14 @@ def new_at_default(path: str, before: Any, now: Any, settings: Mapping[str, Any]
     return False
 
 
+def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``differences(old, new)`` that make a result made with ``old`` settings another result than
+    one of ``new``: all but the options added to the code later and still at their default
+    (``new_at_default``)."""
+    return {k: (before, now) for k, (before, now) in differences(old, new).items()
+            if not new_at_default(k, before, now, new)}
+
+
 def claim(folder: str | os.PathLike, profile: Profile, settings: Mapping[str, Any], kind: str,
           on_mismatch: Literal["error", "remake"], allowed: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
     """Make ``folder`` the home of a result with ``settings``, before any work is done in it.
@@ -457,10 +465,8 @@ def claim(folder: str | os.PathLike, profile: Profile, settings: Mapping[str, An
     record = make_record(profile, settings)
     old = read_record(folder)
     if old is not None:
-        diffs = differences(old["settings"], record["settings"])
-        newer = {k for k, (before, now) in diffs.items()
-                 if new_at_default(k, before, now, record["settings"])}
-        diffs = {k: v for k, v in diffs.items() if k not in newer}
+        diffs = changed(old["settings"], record["settings"])
+        newer = diffs.keys() != differences(old["settings"], record["settings"]).keys()
         allowed = tuple(allowed)
         allowed_diffs = {k: v for k, v in diffs.items() if allowed and k.startswith(allowed)}
         other = {k: v for k, v in diffs.items() if k not in allowed_diffs}
