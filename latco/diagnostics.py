@@ -220,6 +220,30 @@ def r2_score(true: np.ndarray, pred: np.ndarray) -> float:
 
 
 @torch.no_grad()
+def _filtered_features(model: RSSM, episode: Any) -> Tensor:
+    """The posterior features of every image of ``episode`` (T + 1, feature)."""
+    images = torch.as_tensor(_get(episode, "images")[None], device=model.device)
+    actions = torch.as_tensor(_get(episode, "actions")[None], device=model.device, dtype=model.dtype)
+    return model.observe(images, actions)["feature"][0]
+
+
+@torch.no_grad()
+def position_probe(model: RSSM, train: Sequence[Any], key: str, ridge: float = 1e-3):
+    """A linear read-out of the true position ``key`` from model features: ridge regression on
+    standardized features, fitted from the filtered features of ``train`` to ``state[key]``.
+    Returns ``predict(features (N, F) array) -> (N, 2)`` positions."""
+    x = torch.cat([_filtered_features(model, e) for e in train]).cpu().numpy().astype(np.float64)
+    y = np.concatenate([_state(e, key) for e in train])
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    weights = _fit_ridge((x - mean) / std, y, ridge)
+
+    def predict(f: np.ndarray) -> np.ndarray:
+        return np.hstack([(np.asarray(f, np.float64) - mean) / std, np.ones((len(f), 1))]) @ weights
+
+    return predict
+
+
+@torch.no_grad()
 def state_probe(
     model: RSSM,
     train: Sequence[Any],
@@ -241,26 +265,14 @@ def state_probe(
     below: the imagination has lost it, and a planner optimizes a reward about a ghost.
     """
 
-    def features(episode: Any) -> Tensor:
-        images = torch.as_tensor(_get(episode, "images")[None], device=model.device)
-        actions = torch.as_tensor(_get(episode, "actions")[None], device=model.device, dtype=model.dtype)
-        return model.observe(images, actions)["feature"][0]
-
-    x = torch.cat([features(e) for e in train]).cpu().numpy().astype(np.float64)
-    y = np.concatenate([_state(e, key) for e in train])
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    weights = _fit_ridge((x - mean) / std, y, ridge)
-
-    def predict(f: np.ndarray) -> np.ndarray:
-        return np.hstack([(f.astype(np.float64) - mean) / std, np.ones((len(f), 1))]) @ weights
-
+    predict = position_probe(model, train, key, ridge)
     filtered_true, filtered_pred = [], []
     imagined_true: dict[int, list] = {h: [] for h in horizons}
     imagined_pred: dict[int, list] = {h: [] for h in horizons}
     longest = max(horizons)
     for episode in heldout:
         state = _state(episode, key)
-        feats = features(episode)
+        feats = _filtered_features(model, episode)
         filtered_true.append(state)
         filtered_pred.append(predict(feats.cpu().numpy()))
         actions = torch.as_tensor(_get(episode, "actions"), device=model.device, dtype=model.dtype)
@@ -317,3 +329,49 @@ def reward_over_puck_positions(model: RSSM, grid: int = 9, seed: int = 0) -> Rew
     features = model.initial_feature(torch.as_tensor(np.stack(images), device=model.device))
     predicted = model.reward(features).cpu().numpy().reshape(grid, grid)
     return RewardGrid(xs, ys, predicted, np.array(true).reshape(grid, grid), goal)
+
+
+@torch.no_grad()
+def corner_probe(model: RSSM, train: Sequence[Any], dashes: Sequence[Any], image_size: int = 32,
+                 ridge: float = 1e-3) -> dict[str, float]:
+    """Does the model know who gets past Obstacle's wall? Its open-loop error where plans fail.
+
+    ``dashes``: true episodes of ``latco.envs.CornerDash`` (a dash at the wall's end, then a turn
+    to the goal's height; about half are blocked). From each episode's first image the model
+    imagines the whole episode under its actions (prior mean, as the planners do) and a position
+    probe (``position_probe``, fitted on ``train``) reads the agent's position off the imagined
+    latents. Returns:
+
+    - ``blocked``: fraction of the dashes truly blocked (ending left of the wall);
+    - ``false_pass``: of those, the fraction the model imagines past the wall: a plan the model
+      believes and the world refuses, the failure an optimizer finds (LatCo's open-loop failures);
+    - ``false_block``: of the truly passing dashes, the fraction imagined blocked;
+    - ``corner_error_px``: mean distance, in pixels of a ``image_size`` image, between imagined and
+      true position over the steps of the dash and the two after it (at the corner);
+    - ``reward_gap``: mean of (true − imagined) reward sum over the blocked dashes.
+    """
+    from latco.envs.obstacle import VIEW_HALF_WIDTH, WALL
+
+    predict = position_probe(model, train, "agent", ridge)
+    px = image_size / (2 * VIEW_HALF_WIDTH)
+    blocked, imagined_blocked, corner, gaps = [], [], [], []
+    for episode in dashes:
+        truth = _state(episode, "agent")
+        actions = _get(episode, "actions")
+        first = _filtered_features(model, {"images": _get(episode, "images")[:1], "actions": actions[:0]})
+        imagined = model.imagine(first[-1:], torch.as_tensor(actions[None], device=model.device,
+                                                              dtype=model.dtype))[0]
+        positions = predict(imagined.cpu().numpy())
+        blocked.append(truth[-1, 0] < WALL[0])
+        imagined_blocked.append(positions[-1, 0] < WALL[0])
+        dash = int(np.argmax(np.abs(actions[:, 1]) == 0)) or len(actions)
+        steps = slice(1, dash + 3)
+        corner.append(np.linalg.norm(positions[steps] - truth[steps], axis=-1).mean() * px)
+        if blocked[-1]:
+            gaps.append(float(_get(episode, "rewards").sum() - model.reward(imagined[1:]).sum().item()))
+    blocked, imagined_blocked = np.array(blocked), np.array(imagined_blocked)
+    return {"dashes": len(blocked), "blocked": float(blocked.mean()),
+            "false_pass": float((~imagined_blocked[blocked]).mean()) if blocked.any() else float("nan"),
+            "false_block": float(imagined_blocked[~blocked].mean()) if (~blocked).any() else float("nan"),
+            "corner_error_px": float(np.mean(corner)),
+            "reward_gap": float(np.mean(gaps)) if gaps else float("nan")}

@@ -48,7 +48,7 @@ def oracle_data(
     size = profile.world_model.image_size
     action_size = envs.task_spec(task).action_size
     cfg = profile.data_for(task)
-    noisy_oracle = envs.oracle(task, noise=cfg.noise)
+    noisy_oracle = envs.oracle(task, noise=cfg.noise, pass_range=cfg.oracle_pass)
     splits = {
         "train": (noisy_oracle, cfg.episodes, seed),
         "random": (

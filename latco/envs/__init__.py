@@ -20,10 +20,11 @@ import gymnasium
 from gymnasium.wrappers import TimeLimit
 
 from latco.envs import gl  # noqa: F401  (sets MUJOCO_GL before anything imports mujoco)
-from latco.envs.oracle import Greedy, Oracle, Policy, RandomPolicy, greedy, oracle, oracle_success
+from latco.envs.oracle import CornerDash, Greedy, Oracle, Policy, RandomPolicy, greedy, oracle, oracle_success
 from latco.envs.tasks import TASKS, TaskSpec, task_spec
 
 __all__ = [
+    "CornerDash",
     "TASKS",
     "Greedy",
     "Oracle",

@@ -1,7 +1,10 @@
 """Scripted experts ("oracles") for offline data: they read the true state, nothing else does.
 
 - Obstacle: a waypoint controller that goes around the wall on the side the agent starts
-  on: up (or down) past the wall's end, across, then to the goal.
+  on: up (or down) past the wall's end, across, then to the goal. By default it passes at
+  |y| = 0.75, well clear of the wall's end; with ``pass_range`` each episode draws its pass
+  height from that range, so some episodes graze or stop at the wall's corner (where a
+  plan that takes the shortest way goes).
 - Reach, Push: Meta-World's scripted policies (`SawyerReachV3Policy`, `SawyerPushV3Policy`),
   fed the full Meta-World observation vector from `info['metaworld_obs']`.
 Gaussian noise of standard deviation `noise` is added to every action, then clipped to
@@ -32,26 +35,44 @@ _SWITCH_Y = 0.5  # |y| beyond which the wall's end is cleared
 _SWITCH_X = 0.45  # x beyond which the straight line to the goal is clear
 
 
-def obstacle_waypoint(agent: np.ndarray, goal: np.ndarray) -> np.ndarray:
-    """Target position for the Obstacle agent at `agent`: around the wall, then the goal."""
+def obstacle_waypoint(agent: np.ndarray, goal: np.ndarray, pass_y: float = _PASS_Y) -> np.ndarray:
+    """Target position for the Obstacle agent at `agent`: around the wall at height |y| = `pass_y`,
+    then the goal. It turns across once |y| is 0.25 short of `pass_y` (0.5 at the default 0.75);
+    below |y| = 0.55 the agent disc meets the wall's end (0.45) on its way across."""
     side = 1.0 if agent[1] >= 0 else -1.0
     if agent[0] > _SWITCH_X:
         return np.asarray(goal, dtype=np.float64)
-    if abs(agent[1]) > _SWITCH_Y:
-        return np.array([_WAYPOINT_AFTER_X, side * _PASS_Y])
-    return np.array([_WAYPOINT_BEFORE_X, side * _PASS_Y])
+    if abs(agent[1]) > pass_y - (_PASS_Y - _SWITCH_Y):
+        return np.array([_WAYPOINT_AFTER_X, side * pass_y])
+    return np.array([_WAYPOINT_BEFORE_X, side * pass_y])
 
 
 class Oracle:
-    """A noisy scripted expert for `task`; call it as `policy(obs, info) -> action`."""
+    """A noisy scripted expert for `task`; call it as `policy(obs, info) -> action`.
 
-    def __init__(self, task: str, noise: float = 0.0, seed: int | None = None) -> None:
+    ``pass_range`` (Obstacle only): (low, high) of the height |y| at which the agent goes around
+    the wall, drawn anew at every ``reset``; None passes at 0.75 every time.
+    """
+
+    def __init__(self, task: str, noise: float = 0.0, seed: int | None = None,
+                 pass_range: tuple[float, float] | None = None) -> None:
         if noise < 0:
             raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise}")
         self.task = task_spec(task)
         self.noise = float(noise)
-        self._rng = np.random.default_rng(seed)
+        if pass_range is not None:
+            if self.task.name != "obstacle":
+                raise ValueError(f"pass_range is the Obstacle oracle's pass height; {self.task.name} "
+                                 "has no wall")
+            low, high = (float(v) for v in pass_range)
+            if not 0.0 <= low <= high <= 1.0:
+                raise ValueError(f"pass_range must be (low, high) with 0 <= low <= high <= 1, "
+                                 f"got {pass_range}")
+            pass_range = (low, high)
+        self.pass_range = pass_range
+        self.pass_y = _PASS_Y
         self._expert = None
+        self.reset(seed)
         if self.task.name != "obstacle":
             from metaworld.policies import SawyerPushV3Policy, SawyerReachV3Policy
 
@@ -59,13 +80,15 @@ class Oracle:
             self._expert = expert()
 
     def reset(self, seed: int | None = None) -> None:
-        """Reseed the action noise (the experts themselves are stateless)."""
+        """Reseed the action noise and, with ``pass_range``, draw this episode's pass height."""
         self._rng = np.random.default_rng(seed)
+        if self.pass_range is not None:
+            self.pass_y = float(self._rng.uniform(*self.pass_range))
 
     def __call__(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._expert is None:
             state = info["state"]
-            action = obstacle_waypoint(state["agent"], state["goal"])
+            action = obstacle_waypoint(state["agent"], state["goal"], self.pass_y)
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "Constant(s) may be too high": the env clips
@@ -76,9 +99,11 @@ class Oracle:
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
 
-def oracle(task: str, noise: float = 0.0, seed: int | None = None) -> Oracle:
-    """The scripted expert of `task` with Gaussian action noise of std `noise`, clipped."""
-    return Oracle(task, noise, seed)
+def oracle(task: str, noise: float = 0.0, seed: int | None = None,
+           pass_range: tuple[float, float] | None = None) -> Oracle:
+    """The scripted expert of `task` with Gaussian action noise of std `noise`, clipped
+    (``pass_range``: the Obstacle oracle's per-episode pass height, ``Oracle``)."""
+    return Oracle(task, noise, seed, pass_range)
 
 
 class Greedy:
@@ -152,3 +177,32 @@ class RandomPolicy:
             self._action = self._rng.uniform(-1, 1, self.action_size).astype(np.float32)
         self._steps += 1
         return self._action.copy()
+
+
+class CornerDash:
+    """Obstacle probe actions like an optimizer's shortest way: dash at the wall's end, then turn.
+
+    Each episode draws a side (above or below), a height ``u`` in ``heights`` and a dash length
+    ``k`` in ``dash_steps``; the action (a target position) is (1, ±u) for ``k`` steps, then
+    (1, 0), the goal's height. If the dash cleared the wall's end the agent goes on to the goal;
+    if it did not, the turn presses it against the wall and it stays there, blocked. With the
+    defaults about half the episodes end either way, decided within a pixel or two at the corner
+    (``latco.diagnostics.corner_probe``). Blind to the state: the same actions from any start.
+    """
+
+    def __init__(self, heights: tuple[float, float] = (0.5, 1.0),
+                 dash_steps: tuple[int, int] = (2, 3)) -> None:
+        self.heights, self.dash_steps = heights, dash_steps
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        rng = np.random.default_rng(seed)
+        self.side = float(rng.choice([-1.0, 1.0]))
+        self.height = float(rng.uniform(*self.heights))
+        self.dash = int(rng.integers(self.dash_steps[0], self.dash_steps[1] + 1))
+        self._steps = 0
+
+    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        self._steps += 1
+        y = self.side * self.height if self._steps <= self.dash else 0.0
+        return np.array([1.0, y], dtype=np.float32)
