@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= quick
 # settings for one rebuild by dotted path, e.g. SET="planners.latco.iterations=100" (README)
 SET ?=
-# Two threads and OpenMP busy-waiting make torch 5-15x slower under any other load (NOTES);
+# Two threads and OpenMP busy-waiting make torch 5-15x slower under any other load (measured);
 # small LAPACK blocks are fastest single-threaded.
 export OMP_WAIT_POLICY ?= PASSIVE
 export OPENBLAS_NUM_THREADS ?= 1

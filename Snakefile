@@ -16,6 +16,7 @@ The tasks, planners and seeds of each stage come from the profile (latco/config.
 """
 
 import json
+import re
 import shlex
 import sys
 from dataclasses import asdict
@@ -25,6 +26,7 @@ from latco import paths, results, settings
 from latco.config import get_profile
 from latco.envs import TASKS
 from latco.manifest import FIG3_PLANNER, FIG4_PLANNERS, FIGURES
+from latco.planners import available_planners
 
 
 configfile: "config/config.yaml"
@@ -48,13 +50,22 @@ LOGS = R / "logs"
 SEED = config.get("seed", 0)
 GPU = PROF.gpu  # the paper profile's models and planners want a GPU; quick and smoke run on CPUs
 # On CPUs one thread per job, so two jobs share 2 cores: torch's second thread buys little on these
-# small models and busy-waits whenever another job runs (NOTES). With a GPU, feed it with 4.
+# small models and busy-waits whenever another job runs (measured). With a GPU, feed it with 4.
 HEAVY_THREADS = 4 if GPU else 1
 RUN = f"{sys.executable} -m latco.workflow"  # the Python that runs snakemake (the venv)
 COMMON = f"-p profile {PROFILE} -p results {R} -p seed {SEED} -p overrides {OVR}"
 
-OFFLINE = [(t, p) for t in TASKS for p in PROF.offline_planners]
+# (task, planner, model seed, T_cache or None): every planner on every model of a task, then the
+# closed-loop evaluations beyond the paper (latco/config.py: task_models, closed_loop)
+OFFLINE = PROF.offline_runs(SEED)
+EXTRA_MODELS = [(t, s) for t in TASKS for s in PROF.model_seeds(t, SEED) if s != SEED]
 ONLINE = PROF.online_runs()
+
+
+wildcard_constraints:  # "obstacle_seed1" is a model folder, not a task; "latco_tcache10" an evaluation
+    task="|".join(TASKS), planner="|".join(re.escape(p) for p in available_planners()), mseed=r"\d+",
+    tcache=r"\d+"
+
 def minutes(quick_hours: float, paper_hours: float) -> int:
     """A rule's runtime limit for clusters, in minutes (Snakemake's unit): generous for the profile."""
     return int(60 * (paper_hours if PROFILE == "paper" else quick_hours if PROFILE == "quick" else 0.1)) + 10
@@ -62,16 +73,24 @@ def minutes(quick_hours: float, paper_hours: float) -> int:
 
 # The result files each producer rule marks finished (latco.results): consumers depend on them.
 def data_done(task): return results.data_done(R, task)
-def model_done(task): return results.model_done(R, task)
-def offline_done(task, planner): return results.offline_done(R, task, planner)
+def model_done(task, seed=SEED): return results.model_done(R, task, seed)
+def offline_done(task, planner, mseed=SEED, tcache=None): return results.offline_done(R, task, planner, mseed, tcache)
+def offline_nb(task, planner, mseed=SEED, tcache=None):
+    """03_offline_<task>_<planner>.ipynb; _seed<k> for another model, _tcache<n> for a closed-loop run."""
+    name = f"03_offline_{task}_{planner}" + ("" if str(mseed) == str(SEED) else f"_seed{mseed}")
+    return NB / (name + ("" if tcache is None else f"_tcache{tcache}") + ".ipynb")
 def online_done(task, planner, seed): return results.online_done(R, task, planner, seed)
 
 
 # What each job's result depends on (latco.settings), as a digest: Snakemake's params trigger re-runs
 # a job whose digest changed since its last run, and then everything that reads its output.
 def data_params(w): return settings.digest(settings.data_settings(PROF, w.task, SEED))
-def model_params(w): return settings.digest(settings.model_settings(PROF, w.task, SEED))
-def offline_params(w): return settings.digest(settings.offline_settings(PROF, w.task, w.planner, SEED))
+def model_params(w):
+    return settings.digest(settings.model_settings(PROF, w.task, int(w.get("mseed", SEED)), data_seed=SEED))
+def offline_params(w):
+    tcache = int(w.tcache) if "tcache" in w.keys() else None
+    return settings.digest(settings.offline_settings(PROF, w.task, w.planner, int(w.get("mseed", SEED)), tcache,
+                                                     data_seed=SEED))
 def online_params(w):  # an offline -> online run depends on the offline model too: a new one re-makes it
     return settings.digest(settings.online_settings(PROF, w.task, w.planner, int(w.seed), SEED))
 def online_inputs(w):  # offline -> online runs start from the task's offline data and model
@@ -86,9 +105,9 @@ rule all:
     # when something asks for it (an intermediate file may be gone, as temp() files are)
     input:
         [FIG / f for files in FIGURES.values() for f in files],
-        [NB / f"03_offline_{t}_{p}.ipynb" for t, p in OFFLINE],
-        [data_done(t) for t in TASKS], [model_done(t) for t in TASKS],
-        [offline_done(t, p) for t, p in OFFLINE], [online_done(t, p, s) for t, p, s in ONLINE],
+        [offline_nb(*run) for run in OFFLINE],
+        [data_done(t) for t in TASKS], [model_done(t, s) for t in TASKS for s in PROF.model_seeds(t, SEED)],
+        [offline_done(*run) for run in OFFLINE], [online_done(t, p, s) for t, p, s in ONLINE],
 
 
 rule data:
@@ -123,16 +142,63 @@ rule world_model:
            "-p fig_dir {FIG} > {log} 2>&1"
 
 
-rule offline:
+rule world_model_seed:  # the task's other models (task_models): same data, another training seed, no figure
+    input: data_done("{task}")
+    output: model_done("{task}", "{mseed}"), nb=NB / "02_world_model_{task}_seed{mseed}.ipynb"
+    log: LOGS / "02_world_model_{task}_seed{mseed}.log"
+    benchmark: R / "benchmarks" / "02_world_model_{task}_seed{mseed}.tsv"
+    threads: HEAVY_THREADS
+    priority: 5
+    params: settings=model_params
+    resources: mem_mb=8000, runtime=minutes(1, 24), gpu=int(GPU),
+        slurm_extra="'--gres=gpu:1'" if GPU else ""
+    shell: "{RUN} notebooks/02_world_model.ipynb {output.nb} --threads {threads} {COMMON} -p task {wildcards.task} "
+           "-p model_seed {wildcards.mseed} > {log} 2>&1"
+
+
+ruleorder: world_model > world_model_seed  # with --config seed=k the first model is <task>_seed<k>
+
+
+OFFLINE_RESOURCES = dict(mem_mb=4000, runtime=minutes(0.5, 12), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else "")
+OFFLINE_SHELL = ("{RUN} notebooks/03_offline_planning.ipynb {output.nb} --threads {threads} {COMMON} "
+                 "-p task {wildcards.task} -p planner {wildcards.planner} {params.extra} > {log} 2>&1")
+
+
+rule offline:  # Table 2 as the paper runs it, on the first model
     input: model_done("{task}")
-    output: offline_done("{task}", "{planner}"), nb=NB / "03_offline_{task}_{planner}.ipynb"
+    output: offline_done("{task}", "{planner}"), nb=offline_nb("{task}", "{planner}")
     log: LOGS / "03_offline_{task}_{planner}.log"
     benchmark: R / "benchmarks" / "03_offline_{task}_{planner}.tsv"
-    params: settings=offline_params
+    params: settings=offline_params, extra=""
     threads: 1
-    resources: mem_mb=4000, runtime=minutes(0.5, 12), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
-    shell: "{RUN} notebooks/03_offline_planning.ipynb {output.nb} --threads {threads} {COMMON} "
-           "-p task {wildcards.task} -p planner {wildcards.planner} > {log} 2>&1"
+    resources: **OFFLINE_RESOURCES
+    shell: OFFLINE_SHELL
+
+
+rule offline_seed:  # ... on the task's other models
+    input: model_done("{task}", "{mseed}")
+    output: offline_done("{task}", "{planner}", "{mseed}"), nb=NB / "03_offline_{task}_{planner}_seed{mseed}.ipynb"
+    log: LOGS / "03_offline_{task}_{planner}_seed{mseed}.log"
+    benchmark: R / "benchmarks" / "03_offline_{task}_{planner}_seed{mseed}.tsv"
+    params: settings=offline_params, extra=lambda w: f"-p model_seed {w.mseed}"
+    threads: 1
+    resources: **OFFLINE_RESOURCES
+    shell: OFFLINE_SHELL
+
+
+rule offline_closed_loop:  # beyond the paper: re-planning every T_cache steps (closed_loop), first model
+    input: model_done("{task}")
+    output: offline_done("{task}", "{planner}", SEED, "{tcache}"),
+        nb=NB / "03_offline_{task}_{planner}_tcache{tcache}.ipynb"
+    log: LOGS / "03_offline_{task}_{planner}_tcache{tcache}.log"
+    benchmark: R / "benchmarks" / "03_offline_{task}_{planner}_tcache{tcache}.tsv"
+    params: settings=offline_params, extra=lambda w: f"-p t_cache {w.tcache}"
+    threads: 1
+    resources: **OFFLINE_RESOURCES
+    shell: OFFLINE_SHELL
+
+
+ruleorder: offline > offline_seed
 
 
 rule online:
@@ -196,7 +262,7 @@ rule reward_heatmap:
 
 rule tables:
     input:
-        [offline_done(t, p) for t, p in OFFLINE],
+        [offline_done(*run) for run in OFFLINE],
         [online_done(t, p, s) for t, p, s in ONLINE],
     output: [FIG / f for f in FIGURES["13_tables"]], nb=NB / "13_tables.ipynb"
     log: LOGS / "13_tables.log"

@@ -3,7 +3,7 @@
 scipy publishes the function pointers of its bundled BLAS/LAPACK for Cython users
 (``scipy.linalg.cython_blas`` / ``cython_lapack``); we call them through ``ctypes``, which releases the
 GIL during each call — unlike ``scipy.linalg.blas``/``lapack``, whose wrappers hold it. That lets two
-threads factor the two halves of a block-tridiagonal chain at the same time (NOTES: 2 cores).
+threads factor the two halves of a block-tridiagonal chain at the same time (on 2 cores).
 Matrices are given as raw addresses of column-major (Fortran) storage with a leading dimension.
 ``AVAILABLE`` is False if the pointers cannot be loaded or fail the self-check; ``latco.solver`` then
 uses its torch backend on CPU too (backend="auto"; backend="scipy" raises).

@@ -186,8 +186,10 @@ def evaluate(
     out_dir: str | os.PathLike | None = None,
     image_size: int | None = None,
     progress: bool = True,
+    t_cache: int | None = None,
 ) -> pd.DataFrame:
     """Run ``episodes`` MPC episodes of ``task`` (episode i from seed ``seed + i``); one row each.
+    ``t_cache``: re-plan every ``t_cache`` steps (None: the task's, as in the paper).
 
     Columns: ``ROW_COLUMNS``. ``success`` counts an episode as solved if any step succeeded
     (the authors' criterion); ``final_distance`` comes from the true state (reporting only);
@@ -200,7 +202,7 @@ def evaluate(
     log = EvaluationLog(out_dir) if out_dir is not None else None
     if log is not None:
         log.claim({"task": task, "seed": seed, "image_size": image_size,
-                   "planner": describe_planner(planner)})
+                   "planner": describe_planner(planner), **({"t_cache": t_cache} if t_cache else {})})
     rows: dict[int, dict] = log.finished_rows() if log is not None else {}
     todo = [i for i in range(episodes) if i not in rows]
     if todo:
@@ -208,7 +210,7 @@ def evaluate(
         try:
             bar = tqdm(todo, desc=f"evaluate {task}", unit="ep", disable=not progress)
             for i in bar:
-                result = run_episode(env, model, planner, seed + i)
+                result = run_episode(env, model, planner, seed + i, t_cache=t_cache)
                 row = episode_row(i, seed + i, result)
                 if log is not None:
                     row = log.save(row, result.episode, [r.step for r in result.plans],

@@ -1,4 +1,4 @@
-"""Profiles: one workflow, three sizes (SPEC "Scale: profiles").
+"""Profiles: one workflow, three sizes.
 
 - ``paper``: the paper's and the authors' settings (for a GPU; days).
 - ``quick``: the default; the whole paper rebuilt on a 2-core CPU, same code paths, smaller budgets.
@@ -105,7 +105,7 @@ class TimingConfig:
     """A plan longer than this is timed over fewer iterations and scaled (None: every plan in full)."""
     compare_paper: bool
     """Also time every planner at the paper's settings where the profile's budget differs, and race
-    paper-setting CEM (the issue's reference) in the return-against-time plot."""
+    paper-setting CEM (the reference) in the return-against-time plot."""
     paper_sized_model: bool
     """Time on a paper-sized model too, and measure the solver at the paper's feature size."""
     horizons: tuple[int, ...]
@@ -148,6 +148,14 @@ class Profile:
 
     task_train_steps: dict[str, int] = field(default_factory=dict)
     """Per-task gradient steps of the offline world model where they differ from ``train.steps``."""
+    task_models: dict[str, int] = field(default_factory=dict)
+    """Per task, how many offline world models are trained on the same data, with seeds ``seed``,
+    ``seed + 1``, ... (default 1). Tables 2 and 3 pool every model's evaluations and report the
+    spread over models: one training run can be lucky or exploited (``model_seeds``)."""
+    closed_loop: dict[str, int] = field(default_factory=dict)
+    """Beyond the paper: per task, a ``T_cache`` for extra offline evaluations of every planner that
+    re-plan every ``T_cache`` steps on the first model (the paper executes each plan of H steps
+    for T_cache = H steps, open loop). Table 2 shows them as their own rows."""
     task_online: dict[str, OnlineConfig] = field(default_factory=dict)
     """Per-task online training where it differs from ``online`` (a Sawyer episode is 4-5 times
     longer than an Obstacle one and renders every step, so equal episode counts cost unequal time)."""
@@ -186,6 +194,24 @@ class Profile:
         """The online experiment's grid, (task, planner, seed) per run (Table 1; the Snakefile's jobs)."""
         return [(task, planner, seed) for task in self.online_tasks for planner in self.online_planners
                 for seed in self.task_online_seeds.get(task, self.online_seeds)]
+
+    def model_seeds(self, task: str, seed: int = 0) -> tuple[int, ...]:
+        """Training seeds of ``task``'s offline world models: ``seed``, ``seed + 1``, ... (``task_models``).
+        """
+        return tuple(seed + k for k in range(self.task_models.get(task_spec(task).name, 1)))
+
+    def offline_runs(self, seed: int = 0) -> list[tuple[str, str, int, int | None]]:
+        """The offline experiment's grid, (task, planner, model seed, T_cache or None for the task's)
+        per evaluation (Tables 2 and 3; the Snakefile's jobs): every planner on every model, then the
+        closed-loop evaluations of ``closed_loop`` on the first model."""
+        from latco.envs import TASKS
+
+        runs: list[tuple[str, str, int, int | None]] = [
+            (task, planner, model_seed, None) for task in TASKS for model_seed in self.model_seeds(task, seed)
+            for planner in self.offline_planners]
+        runs += [(task, planner, seed, t_cache) for task, t_cache in self.closed_loop.items()
+                 for planner in self.offline_planners]
+        return runs
 
     def online_for(self, task: str) -> OnlineConfig:
         """The online training of ``task`` (``task_online`` if listed, else ``online``)."""
@@ -293,6 +319,12 @@ QUICK = replace(
     # `snakemake --config seeds=3` (README, Table 1)
     online_seeds=(0,),
     task_online_seeds={"obstacle": (0, 1, 2)},
+    # Obstacle's open-loop success depends on the training run (LatCo 0.25-1.00 over 3 seeds x 4
+    # checkpoints, CEM 0.96-1.00): Table 2 pools 3 models trained on the same data, and re-planning
+    # every 10 steps (beyond the paper) shows how much each planner owes to executing 30 steps blind
+    # (docs: studies/obstacle_data.py)
+    task_models={"obstacle": 3},
+    closed_loop={"obstacle": 10},
     gpu=False,
     timing=replace(PAPER.timing, budget_s=20.0, compare_paper=True),
 )
@@ -313,6 +345,7 @@ SMOKE = replace(
                                     eval_episodes=1, start="offline")
                  for task in ("reach", "push")},
     task_online_seeds={},
+    task_models={"obstacle": 2},  # the workflow test covers a task's second model and a closed-loop row
     online=OnlineConfig(seed_episodes=2, seed_hold=5, episodes=2, initial_train_steps=4,
                         train_steps_per_episode=2, explore_noise=0.3, eval_every=1, eval_episodes=1),
     eval_fraction=0.02,

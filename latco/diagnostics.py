@@ -1,6 +1,6 @@
 """How good is a trained world model? Open-loop predictions and reward-head quality on held-out episodes.
 
-Issue targets (quick profile): Obstacle's 30-step open-loop predicted reward correlates ≥ 0.9 with
+Targets on the quick profile: Obstacle's 30-step open-loop predicted reward correlates ≥ 0.9 with
 the true reward; on Reach and Push the reward head separates success from non-success frames
 with ROC-AUC ≥ 0.9.
 """

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 @dataclass(frozen=True)
 class WorldModelConfig:
-    """Sizes of the world model. Defaults are the authors' released settings (NOTES)."""
+    """Sizes of the world model. Defaults are the authors' released settings."""
 
     action_size: int = 4
     """Dimension of the action vector (2 for Obstacle, 4 for the Sawyer tasks)."""
@@ -188,7 +188,7 @@ class RSSM(nn.Module):
         n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 − u) ⊙ n + u ⊙ h.
         Each ∂h'/∂(x, h) is a sum of row-scaled weight matrices, so no per-sample matmul is
         needed there; the only products are with the small input and prior-head layers.
-        About 6× faster than ``torch.func.jacrev`` on the paper-sized model (NOTES).
+        About 6× faster than ``torch.func.jacrev`` on the paper-sized model (2-core CPU).
         """
         cfg = self.cfg
         s, h = self.split(z)

@@ -34,8 +34,11 @@ def world_model_for_task(
     seed: int = 0,
     steps: int | None = None,
     device: str | None = None,
+    data_seed: int | None = None,
 ) -> RSSM:
-    """Train (or resume) the profile's world model for ``task`` on ``episodes``.
+    """Train (or resume) the profile's world model for ``task`` on ``episodes`` with ``seed`` (the
+    initialization and the batches; ``data_seed``: the seed the episodes were collected with, None:
+    ``seed``, as recorded).
 
     ``run_dir`` records the settings (``latco.settings.model_settings``). A model trained with other
     settings is kept and ``SettingsMismatch`` names the difference, except more ``steps``: training
@@ -47,7 +50,7 @@ def world_model_for_task(
     cfg = world_model_config(profile, envs.task_spec(task).action_size)
     train_cfg = profile.train_for(task)
     train_cfg = replace(train_cfg, seed=seed, steps=steps if steps is not None else train_cfg.steps)
-    wanted = settings.model_settings(profile, task, seed, train_cfg.steps)
+    wanted = settings.model_settings(profile, task, seed, train_cfg.steps, data_seed=data_seed)
     if (run_dir / CHECKPOINT).exists():
         have = load_checkpoint(run_dir / CHECKPOINT)["step"]
         if have > train_cfg.steps:
@@ -80,9 +83,12 @@ def offline_evaluation(
     model: RSSM,
     out_dir: str | os.PathLike,
     model_seed: int | None = None,
+    t_cache: int | None = None,
+    data_seed: int | None = None,
     **planner_overrides: object,
 ) -> pd.DataFrame:
     """Table 2: evaluate ``planner`` with the world model trained offline (``offline_model``).
+    ``t_cache``: re-plan every ``t_cache`` steps (closed loop, beyond the paper; None: the task's).
 
     Every planner sees the same model and the same start states; resumable through ``out_dir``,
     which gets ``table.csv`` when every episode has run (``latco.records``). ``out_dir`` records the
@@ -92,30 +98,37 @@ def offline_evaluation(
     """
     episodes = eval_episodes(profile, envs.task_spec(task).eval_episodes)
     agent = make_profile_planner(profile, planner, **planner_overrides)
-    wanted = settings.offline_settings(profile, task, planner, model_seed, **planner_overrides)
+    wanted = settings.offline_settings(profile, task, planner, model_seed, t_cache, data_seed,
+                                       **planner_overrides)
     settings.claim(out_dir, profile, wanted, f"offline evaluation of {planner} on {task}", "remake")
-    return evaluate(model, agent, task, episodes, seed=OFFLINE_EVAL_SEED, out_dir=out_dir)
+    return evaluate(model, agent, task, episodes, seed=OFFLINE_EVAL_SEED, out_dir=out_dir, t_cache=t_cache)
 
 
 def offline_model(task: str, profile: Profile, results: str | os.PathLike, seed: int = 0,
-                  device: str | None = None) -> RSSM:
-    """The offline world model of ``task`` under ``results`` (``latco.paths`` layout), made if missing.
+                  device: str | None = None, data_seed: int | None = None) -> RSSM:
+    """The offline world model of ``task`` trained with ``seed`` under ``results`` (``latco.paths``
+    layout), made if missing, on the data of ``data_seed`` (None: ``seed``; the profile's extra
+    models, ``Profile.model_seeds``, share the first one's data).
 
     Collects the profile's data and trains (or resumes) the model; existing episodes are reused and
     a finished model is only loaded.
     """
-    model_path = paths.model_dir(results, task)
-    episodes = oracle_data(task, profile, paths.data_dir(results, task), seed)
-    return world_model_for_task(task, profile, episodes["train"], model_path, seed=seed, device=device)
+    data_seed = seed if data_seed is None else data_seed
+    episodes = oracle_data(task, profile, paths.data_dir(results, task), data_seed)
+    return world_model_for_task(task, profile, episodes["train"], paths.model_dir(results, task, seed),
+                                seed=seed, device=device, data_seed=data_seed)
 
 
 def offline_run(task: str, planner: str, profile: Profile, results: str | os.PathLike, seed: int = 0,
-                device: str | None = None, **planner_overrides: object) -> pd.DataFrame:
-    """Offline experiment for one (task, planner) under ``results``, every missing piece made first.
+                device: str | None = None, t_cache: int | None = None, data_seed: int | None = None,
+                **planner_overrides: object) -> pd.DataFrame:
+    """Offline experiment for one (task, planner, model ``seed``, ``t_cache``) under ``results``, every
+    missing piece made first.
 
     Data, model and evaluation are all resumable, so this is cheap when they exist (Snakemake) and
     self-sufficient when they do not (a notebook run on its own).
     """
-    model = offline_model(task, profile, results, seed, device)
-    return offline_evaluation(task, planner, profile, model, paths.offline_dir(results, task, planner),
-                              model_seed=seed, **planner_overrides)
+    model = offline_model(task, profile, results, seed, device, data_seed)
+    return offline_evaluation(task, planner, profile, model,
+                              paths.offline_dir(results, task, planner, seed, t_cache), model_seed=seed,
+                              t_cache=t_cache, data_seed=data_seed, **planner_overrides)

@@ -4,7 +4,10 @@ One layout for the notebooks, the Snakefile and the tests (``results`` = ``resul
 
     results/<profile>/data/<task>/                      offline data (recipe.oracle_data)
     results/<profile>/models/<task>/                    offline world model (checkpoint.pt, metrics.csv)
+    results/<profile>/models/<task>_seed<k>/            ... trained with seed k (k > 0) on the same data
     results/<profile>/offline/<task>/<planner>/         offline evaluation (rows.jsonl, episodes/, plans/)
+    results/<profile>/offline/<task>_seed<k>/<planner>/ ... on the model of seed k
+    results/<profile>/offline/<task>/<planner>_tcache<n>/  ... re-planning every n steps (closed loop)
     results/<profile>/online/<task>/<planner>/seed<k>/  online run (episodes/, model/, eval_*/)
     results/<profile>/notebooks/                        executed notebooks
     figures/ (quick, paper) or results/smoke/figures/   figures (PNG + PDF) and tables (CSV + Markdown)
@@ -39,12 +42,21 @@ def data_dir(results: PathLike, task: str) -> Path:
     return Path(results) / "data" / task
 
 
-def model_dir(results: PathLike, task: str) -> Path:
-    return Path(results) / "models" / task
+def _task_folder(task: str, seed: int | str) -> str:
+    """``task`` for the model of seed 0, ``<task>_seed<k>`` for seed k (a str: a Snakemake wildcard)."""
+    return task if str(seed) == "0" else f"{task}_seed{seed}"
 
 
-def offline_dir(results: PathLike, task: str, planner: str) -> Path:
-    return Path(results) / "offline" / task / planner
+def model_dir(results: PathLike, task: str, seed: int | str = 0) -> Path:
+    return Path(results) / "models" / _task_folder(task, seed)
+
+
+def offline_dir(results: PathLike, task: str, planner: str, model_seed: int | str = 0,
+                t_cache: int | str | None = None) -> Path:
+    """The evaluation of ``planner`` on ``task``'s model of ``model_seed``; ``t_cache``: re-planning
+    every ``t_cache`` steps instead of the task's (None)."""
+    name = planner if t_cache is None else f"{planner}_tcache{t_cache}"
+    return Path(results) / "offline" / _task_folder(task, model_seed) / name
 
 
 def online_dir(results: PathLike, task: str, planner: str, seed: int) -> Path:

@@ -29,6 +29,10 @@ RANDOM_SEED_OFFSET = 4_000_000
 GREEDY_SEED_OFFSET = 5_000_000
 """Greedy (straight-to-the-goal) episodes of the offline data use these seeds."""
 
+CORNER_DASH_SEED = 7_000_000
+"""Obstacle's corner-probe episodes (``corner_dashes``) start from these seeds: no training, held-out
+or evaluation episode starts there."""
+
 
 def oracle_data(
     task: str, profile: Profile, data_dir: str | os.PathLike, seed: int = 0, workers: int = 1
@@ -71,6 +75,17 @@ def oracle_data(
         data.collect(task, policy, count, data_dir / split, seed=split_seed, image_size=size,
                      workers=workers)
         out[split] = data.load_episodes(data_dir / split)[:count]
+    if envs.task_spec(task).name == "obstacle":  # the corner probe's episodes, made here once for every model
+        corner_dashes(data_dir, size)
     write_marker(data_dir / DATA_DONE, {**{split: len(eps) for split, eps in out.items()},
                                         "record": settings.read_record(data_dir)})
     return {"train": out["train"] + out["random"] + out["greedy"], "heldout": out["heldout"]}
+
+
+def corner_dashes(data_dir: str | os.PathLike, image_size: int, count: int = 200) -> list[data.Episode]:
+    """Obstacle episodes of ``latco.envs.CornerDash`` for ``latco.diagnostics.corner_probe`` (about half
+    blocked at the wall's end), collected once into ``data_dir/corner_dashes`` (a few seconds).
+    Not training data: they judge a model where an optimizing planner's plans go."""
+    folder = Path(data_dir) / "corner_dashes"
+    data.collect("obstacle", envs.CornerDash(), count, folder, seed=CORNER_DASH_SEED, image_size=image_size)
+    return data.load_episodes(folder)[:count]

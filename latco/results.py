@@ -113,25 +113,27 @@ def data_done(results: str | os.PathLike, task: str) -> Path:
     return paths.data_dir(results, task) / DATA_DONE
 
 
-def model_done(results: str | os.PathLike, task: str) -> Path:
-    return paths.model_dir(results, task) / MODEL_DONE
+def model_done(results: str | os.PathLike, task: str, seed: int | str = 0) -> Path:
+    return paths.model_dir(results, task, seed) / MODEL_DONE
 
 
-def offline_done(results: str | os.PathLike, task: str, planner: str) -> Path:
-    return paths.offline_dir(results, task, planner) / records.FINISHED
+def offline_done(results: str | os.PathLike, task: str, planner: str, model_seed: int | str = 0,
+                 t_cache: int | str | None = None) -> Path:
+    return paths.offline_dir(results, task, planner, model_seed, t_cache) / records.FINISHED
 
 
 def online_done(results: str | os.PathLike, task: str, planner: str, seed: int) -> Path:
     return paths.online_dir(results, task, planner, seed) / ONLINE_DONE
 
 
-def model(results: str | os.PathLike, task: str, device: str | torch.device | None = None) -> RSSM:
-    """The offline world model of ``task``, trained to the end, in eval mode."""
+def model(results: str | os.PathLike, task: str, device: str | torch.device | None = None,
+          seed: int = 0) -> RSSM:
+    """The offline world model of ``task`` trained with ``seed``, trained to the end, in eval mode."""
     from latco.train import load_model
 
     _check_names(task)
-    _finished("model", model_done(results, task))
-    return load_model(paths.model_dir(results, task), device=device)
+    _finished("model", model_done(results, task, seed))
+    return load_model(paths.model_dir(results, task, seed), device=device)
 
 
 def heldout_episodes(results: str | os.PathLike, task: str, n: int | None = None) -> list[data.Episode]:
@@ -165,20 +167,34 @@ class Evaluation:
         return records.load_plans(self.folder / "plans" / Path(self.table["plans_file"][index]).name)
 
 
-def offline(results: str | os.PathLike, task: str, planner: str) -> Evaluation:
-    """The offline evaluation of ``planner`` on ``task``'s offline model (Tables 2, 3)."""
+def offline(results: str | os.PathLike, task: str, planner: str, model_seed: int = 0,
+            t_cache: int | None = None) -> Evaluation:
+    """The offline evaluation of ``planner`` on ``task``'s offline model of ``model_seed`` (Tables 2,
+    3); ``t_cache``: the closed-loop one re-planning every ``t_cache`` steps (``Profile.closed_loop``)."""
     _check_names(task, planner)
-    path = _finished("offline", offline_done(results, task, planner))
+    path = _finished("offline", offline_done(results, task, planner, model_seed, t_cache))
     return Evaluation(path.parent, pd.read_csv(path))
 
 
-def offline_tables(results: str | os.PathLike, profile: Profile,
-                   tasks: Sequence[str] | None = None) -> dict[tuple[str, str], pd.DataFrame]:
-    """Every offline table of the profile's grid (tasks x ``offline_planners``), by (task, planner)."""
+def offline_tables(results: str | os.PathLike, profile: Profile, tasks: Sequence[str] | None = None,
+                   seed: int = 0) -> dict[tuple[str, str], pd.DataFrame]:
+    """Every offline table of the profile's grid (tasks x ``offline_planners``, executed as the paper
+    does), by (task, planner): the evaluations on every model of the task (``Profile.model_seeds``)
+    one after the other, with a ``model_seed`` column."""
     from latco.envs import TASKS
 
-    return {(task, planner): offline(results, task, planner).table
+    return {(task, planner): pd.concat([offline(results, task, planner, s).table.assign(model_seed=s)
+                                        for s in profile.model_seeds(task, seed)], ignore_index=True)
             for task in (tasks or TASKS) for planner in profile.offline_planners}
+
+
+def closed_loop_tables(results: str | os.PathLike, profile: Profile,
+                       seed: int = 0) -> dict[tuple[str, str, int], pd.DataFrame]:
+    """The closed-loop evaluations (``Profile.closed_loop``, beyond the paper) by (task, planner,
+    T_cache), on the task's first model."""
+    return {(task, planner, t_cache): offline(results, task, planner, seed, t_cache).table
+            .assign(model_seed=seed)
+            for task, t_cache in profile.closed_loop.items() for planner in profile.offline_planners}
 
 
 def online(results: str | os.PathLike, task: str, planner: str, seed: int) -> pd.DataFrame:

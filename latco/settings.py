@@ -270,8 +270,10 @@ DATA_COUNTS = ("data.episodes", "data.random_episodes", "data.greedy_episodes", 
 """Episode counts: a data folder serves any count (collected episodes are kept, a prefix is used)."""
 
 
-def model_settings(profile: Profile, task: str, seed: int = 0, steps: int | None = None) -> dict[str, Any]:
-    """What the offline world model of ``task`` depends on (``latco.offline.world_model_for_task``)."""
+def model_settings(profile: Profile, task: str, seed: int = 0, steps: int | None = None,
+                   data_seed: int | None = None) -> dict[str, Any]:
+    """What the offline world model of ``task`` depends on (``latco.offline.world_model_for_task``):
+    trained with ``seed`` on the data of ``data_seed`` (None: ``seed``)."""
     from latco.config import world_model_config
 
     train = replace(profile.train_for(task), seed=int(seed))
@@ -279,7 +281,8 @@ def model_settings(profile: Profile, task: str, seed: int = 0, steps: int | None
         train = replace(train, steps=int(steps))
     return {"task": task_spec(task).name, "seed": int(seed),
             "world_model": asdict(world_model_config(profile, task_spec(task).action_size)),
-            "train": asdict(train), "data": data_settings(profile, task, seed)}
+            "train": asdict(train),
+            "data": data_settings(profile, task, seed if data_seed is None else data_seed)}
 
 
 MODEL_BOOKKEEPING = ("train.checkpoint_every", "train.log_every")
@@ -295,15 +298,20 @@ def planner_settings(profile: Profile, planner: str, **overrides: Any) -> dict[s
 
 
 def offline_settings(profile: Profile, task: str, planner: str, seed: int | None = 0,
+                     t_cache: int | None = None, data_seed: int | None = None,
                      **planner_overrides: Any) -> dict[str, Any]:
     """What the offline evaluation of ``planner`` on ``task`` depends on (Tables 2 and 3): the planner,
-    the episodes and the profile's offline model trained with ``seed`` (None: a model from elsewhere)."""
+    the episodes, ``t_cache`` (None: the task's, not recorded) and the profile's offline model trained
+    with ``seed`` on the data of ``data_seed`` (``model_settings``; seed None: a model from elsewhere)."""
     from latco.config import eval_episodes
     from latco.offline import OFFLINE_EVAL_SEED
 
-    return {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
-            "episodes": eval_episodes(profile, task_spec(task).eval_episodes), "eval_seed": OFFLINE_EVAL_SEED,
-            "model": None if seed is None else model_settings(profile, task, seed)}
+    out = {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
+           "episodes": eval_episodes(profile, task_spec(task).eval_episodes), "eval_seed": OFFLINE_EVAL_SEED,
+           "model": None if seed is None else model_settings(profile, task, seed, data_seed=data_seed)}
+    if t_cache is not None:
+        out["t_cache"] = int(t_cache)
+    return out
 
 
 def online_settings(profile: Profile, task: str, planner: str, seed: int = 0, model_seed: int = 0,

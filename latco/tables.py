@@ -57,28 +57,74 @@ def fmt(values: pd.Series | np.ndarray, digits: int = 2) -> str:
     return f"{m:.{digits}f} ± " + ("n/a" if np.isnan(se) else f"{se:.{digits}f}")
 
 
-def offline_table(rows: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
-    """Table 2: per (task, planner) evaluation rows (``latco.agent.evaluate``) → success rate
-    (mean ± s.e. and 95 % bootstrap interval over episodes), final distance to the goal and
-    return (mean ± s.e.), and seconds per plan."""
+PAPER_EXECUTION = "as the paper"
+"""Table 2's ``execution`` of the paper's protocol: each plan of H steps executed for T_cache steps
+(Obstacle: one plan of 30 steps, executed blind)."""
+
+
+def closed_loop_label(t_cache: int) -> str:
+    """Table 2's ``execution`` of a closed-loop evaluation (``Profile.closed_loop``)."""
+    return f"re-plan every {t_cache} steps (beyond the paper)"
+
+
+def _models(table: pd.DataFrame) -> list[pd.DataFrame]:
+    """The table's rows per world model (``model_seed`` column; one model if it has none)."""
+    if "model_seed" not in table:
+        return [table]
+    return [group for _, group in table.groupby("model_seed", sort=True)]
+
+
+def _execution_rows(rows: Mapping[tuple[str, str], pd.DataFrame],
+                    closed_loop: Mapping[tuple[str, str, int], pd.DataFrame] | None):
+    """(task, planner, execution label, table): the paper's rows, each task's closed-loop rows after it."""
+    closed_loop = closed_loop or {}
+    for task in dict.fromkeys(task for task, _ in rows):
+        for (t, planner), table in rows.items():
+            if t == task:
+                yield task, planner, PAPER_EXECUTION, table
+        for (t, planner, t_cache), table in closed_loop.items():
+            if t == task:
+                yield task, planner, closed_loop_label(t_cache), table
+
+
+def offline_table(rows: Mapping[tuple[str, str], pd.DataFrame],
+                  closed_loop: Mapping[tuple[str, str, int], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Table 2: per (task, planner) evaluation rows (``latco.agent.evaluate``) → success rate, final
+    distance to the goal and return (mean ± s.e.), and seconds per plan.
+
+    Rows with a ``model_seed`` column (``latco.results.offline_tables``) pool the evaluations of
+    several world models trained on the same data: ``success`` is then the mean ± s.e. over the
+    models' success rates (with one model: over episodes), ``success per model`` lists them, and the
+    95 % bootstrap interval is over all the episodes pooled. ``closed_loop`` ((task, planner,
+    T_cache) → rows, beyond the paper) adds rows whose ``execution`` says how they were run.
+    """
     out = []
-    for (task, planner), table in rows.items():
-        out.append({"task": task, "planner": planner, "episodes": len(table),
-                    "success": fmt(table["success"].astype(float)),
+    for task, planner, execution, table in _execution_rows(rows, closed_loop):
+        models = _models(table)
+        per_model = [m["success"].astype(float).mean() for m in models]
+        success = fmt(per_model) if len(models) > 1 else fmt(table["success"].astype(float))
+        out.append({"task": task, "planner": planner, "execution": execution, "models": len(models),
+                    "episodes": len(table), "success": success,
                     "success 95 % CI": fmt_ci(table["success"].astype(float)),
+                    "success per model": ", ".join(f"{v:.2f}" for v in per_model),
                     "final distance": fmt(table["final_distance"]),
                     "return": fmt(table["return"], 1),
                     "s / plan": f"{table['plan_seconds'].mean():.2f}"})
     return pd.DataFrame(out)
 
 
-def predicted_vs_achieved(rows: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+def predicted_vs_achieved(
+    rows: Mapping[tuple[str, str], pd.DataFrame],
+    closed_loop: Mapping[tuple[str, str, int], pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """Table 3: the model's predicted reward of the executed plans against the reward achieved,
-    summed over each episode's plans, mean ± s.e. over episodes."""
+    summed over each episode's plans, mean ± s.e. over episodes (of every model, pooled); the
+    closed-loop evaluations (``offline_table``) as their own rows."""
     out = []
-    for (task, planner), table in rows.items():
+    for task, planner, execution, table in _execution_rows(rows, closed_loop):
         gap = table["achieved_reward"] - table["predicted_reward"]
-        out.append({"task": task, "planner": planner, "episodes": len(table),
+        out.append({"task": task, "planner": planner, "execution": execution, "models": len(_models(table)),
+                    "episodes": len(table),
                     "predicted": fmt(table["predicted_reward"], 1),
                     "achieved": fmt(table["achieved_reward"], 1),
                     "achieved − predicted": fmt(gap, 1)})

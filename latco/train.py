@@ -27,7 +27,7 @@ METRICS = "metrics.csv"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimization settings. Defaults are the authors' released settings (NOTES)."""
+    """Optimization settings. Defaults are the authors' released settings."""
 
     steps: int = 100_000
     """Total gradient steps (a resumed run stops at the same total)."""

@@ -71,3 +71,23 @@ def test_online_runs_per_task_and_the_seeds_switch():
         quick.with_seeds(0)
     with pytest.raises(ValueError, match="unknown task"):
         quick.online_for("cartpole")
+
+
+def test_offline_runs_cover_every_model_and_the_closed_loop_rows():
+    from latco import paths
+    from latco.config import get_profile
+
+    quick = get_profile("quick")
+    assert quick.model_seeds("obstacle") == (0, 1, 2) and quick.model_seeds("reach") == (0,)
+    assert quick.model_seeds("obstacle", seed=5) == (5, 6, 7)
+    runs = quick.offline_runs()
+    assert len(runs) == 3 * 3 + 2 * 3 + 3  # 3 Obstacle models, 1 Reach, 1 Push; closed loop on Obstacle
+    assert ("obstacle", "gd", 2, None) in runs and ("obstacle", "latco", 0, 10) in runs
+    assert not [r for r in runs if r[0] != "obstacle" and (r[2] or r[3])]
+    assert get_profile("paper").offline_runs() == [(t, p, 0, None) for t in ("obstacle", "reach", "push")
+                                                   for p in ("latco", "cem", "gd")]
+    # the first model keeps the folders results had before there were several
+    assert paths.model_dir("r", "obstacle").as_posix() == "r/models/obstacle"
+    assert paths.model_dir("r", "obstacle", 2).as_posix() == "r/models/obstacle_seed2"
+    assert paths.offline_dir("r", "obstacle", "cem").as_posix() == "r/offline/obstacle/cem"
+    assert paths.offline_dir("r", "obstacle", "cem", 1, 10).as_posix() == "r/offline/obstacle_seed1/cem_tcache10"

@@ -110,3 +110,22 @@ def test_markdown_tables_round_and_star_extrapolated_cells():
     assert "| 1.87 " in text and "| 102* " in text and "| 3 " in text
     assert lines[-1].startswith("\\* extrapolated")
     assert markdown_table(table.drop(columns=["seconds extrapolated"])).count("*") == 0
+
+
+def test_offline_table_pools_models_and_adds_closed_loop_rows():
+    def model(seed, success):
+        n = len(success)
+        return rows(success, [0.1] * n, [-1.0] * n, [-2.0] * n).assign(model_seed=seed)
+
+    pooled = pd.concat([model(0, [True, True]), model(1, [True, False]), model(2, [False, False])])
+    closed = {("obstacle", "latco", 10): model(0, [True, True])}
+    t2 = offline_table({("obstacle", "latco"): pooled}, closed)
+    paper, loop = t2.iloc[0], t2.iloc[1]
+    assert (paper["models"], paper["episodes"]) == (3, 6)
+    assert paper["success"] == "0.50 ± 0.29"  # over the models' 1.0, 0.5, 0.0: sd 0.5 / sqrt 3
+    assert paper["success per model"] == "1.00, 0.50, 0.00"
+    assert paper["execution"] == "as the paper"
+    assert loop["execution"] == "re-plan every 10 steps (beyond the paper)" and loop["models"] == 1
+    assert loop["success"] == "1.00 ± 0.00"  # one model: over episodes
+    t3 = predicted_vs_achieved({("obstacle", "latco"): pooled}, closed)
+    assert list(t3["episodes"]) == [6, 2] and t3.loc[0, "achieved − predicted"] == "-1.0 ± 0.0"

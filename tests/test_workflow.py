@@ -110,11 +110,13 @@ def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
     from latco.config import get_profile
 
     smoke, tree = get_profile("smoke"), tmp_path / "smoke"
+    assert smoke.model_seeds("obstacle") == (0, 1) and smoke.closed_loop == {"obstacle": 10}
     for task in ("obstacle", "reach", "push"):
-        wanted = {results.data_done(tree, task): settings.data_settings(smoke, task),
-                  results.model_done(tree, task): settings.model_settings(smoke, task)}
-        wanted |= {results.offline_done(tree, task, p): settings.offline_settings(smoke, task, p)
-                   for p in smoke.offline_planners}
+        wanted = {results.data_done(tree, task): settings.data_settings(smoke, task)}
+        wanted |= {results.model_done(tree, task, s): settings.model_settings(smoke, task, s, data_seed=0)
+                   for s in smoke.model_seeds(task)}
+        wanted |= {results.offline_done(tree, t, p, s, tc): settings.offline_settings(smoke, t, p, s, tc, 0)
+                   for t, p, s, tc in smoke.offline_runs() if t == task}
         wanted |= {results.online_done(tree, t, p, k): settings.online_settings(smoke, t, p, k)
                    for t, p, k in smoke.online_runs() if t == task}
         for marker, expected in wanted.items():
@@ -125,14 +127,16 @@ def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
         pngs = [f for f in manifest.FIGURES[name] if f.endswith(".png")]
         assert len(inline_images(notebooks / f"{name}.ipynb")) >= len(pngs), name
     # a changed setting re-plans exactly the jobs that depend on it, and what reads their results:
-    # LatCo's offline and online runs, the figures and tables made from them; no CEM or GD job
+    # LatCo's offline (on each model, and closed loop) and online runs, the figures and tables made
+    # from them; no CEM or GD job
     latco = dry_run("all", "--config", "profile=smoke", f"results_root={tmp_path}", f"figures_dir={figures}",
                     "set=planners.latco.iterations=7")
-    assert job_counts(latco) == {"offline": 3, "online": 3, "plan_optimization": 1, "planning_time": 1,
-                                 "tables": 1, "trajectories": 1, "all": 1, "total": 11}, latco[-2500:]
+    assert job_counts(latco) == {"offline": 3, "offline_seed": 1, "offline_closed_loop": 1, "online": 3,
+                                 "plan_optimization": 1, "planning_time": 1, "tables": 1, "trajectories": 1,
+                                 "all": 1, "total": 13}, latco[-2500:]
     commands = [line for line in latco.splitlines()
                 if line.startswith("Shell command: ") and line != "Shell command: None"]
-    assert len(commands) == 10 and not [c for c in commands if "_cem" in c or "_gd" in c], commands
+    assert len(commands) == 12 and not [c for c in commands if "_cem" in c or "_gd" in c], commands
     assert "params have changed" in latco.lower()
     assert """'{"planners.latco.iterations": 7}'""" in latco  # the notebooks get the override
     # results are the rules' outputs: deleting one offline table re-plans that evaluation and what

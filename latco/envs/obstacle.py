@@ -1,6 +1,6 @@
 """Obstacle: a 2-D point mass must reach a goal on the other side of a wall (paper §6.1).
 
-The geometry is the authors' (SPEC): arena [-1, 1]^2, position actuators (the action is
+The geometry is the authors' (their released code): arena [-1, 1]^2, position actuators (the action is
 the target position, kp 100), physics step 0.01 s, 5 physics steps per action, a wall box
 x in [0.2, 0.3], y in [-0.45, 0.45], start x in [-0.6, -0.4], y in [-0.1, 0.1], goal
 (0.8, 0), reward -10 * mean((pos - goal)^2), success within 0.3 of the goal. Greedy descent

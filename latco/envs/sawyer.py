@@ -25,7 +25,7 @@ through Meta-World's frozen "random vector" (object + goal) and `hand_init_pos`.
 Its full 39-d observation vector goes to `info['metaworld_obs']` for the scripted oracle
 only; the agent's observation is the image.
 
-Rendering (our own camera; NOTES): the goal is drawn large and green, the success region
+Rendering (our own camera): the goal is drawn large and green, the success region
 itself (a 0.05 m ball for Reach, a 0.05 m disc on the table for Push), and the puck is
 yellow (the arm is red) and drawn at twice its radius: at 32 px the real 0.02 m puck covers
 3-5 pixels, too few for a small model's decoder to bother drawing it (it drew none, and its

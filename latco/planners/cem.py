@@ -3,7 +3,7 @@
 A diagonal Gaussian over the H×A action sequence starts at mean 0, std 1. Each iteration samples
 ``samples`` sequences, clips them to the action box, scores each by the model reward along its
 deterministic rollout through μ (Eq. 1), and refits mean and std to the ``elites`` best. The plan is
-the final mean, not the best sample (NOTES: the best sample overfits the model; authors' code,
+the final mean, not the best sample (the best sample overfits the model; authors' code,
 ``planners/shooting_cem.py``). App. B: 100 iterations × 10 000 samples, 100 elites.
 
 ``MPPIPlanner`` (``latco.planners.mppi``) is this loop with a softmax-weighted refit.

@@ -1,6 +1,6 @@
 """LatCo: latent collocation with Levenberg–Marquardt and per-time-step Lagrange multipliers.
 
-Paper §4 (Algorithm 1, lines 5-8), §5 and Appendix B; SPEC "LatCo planner". Decision variables
+Paper §4 (Algorithm 1, lines 5-8), §5 and Appendix B. Decision variables
 are the latent features z_2..z_{H+1} and the actions a_1..a_H; z_1 = z0 is fixed. Per time step t
 (block x_t = [a_t, z_{t+1}], d = A + F) the least-squares residuals are
 
@@ -88,7 +88,7 @@ SATURATED_REWARD = math.log(99.0)
 
 @dataclass(frozen=True)
 class LatCoConfig:
-    """Hyperparameters of the LatCo planner; defaults are the paper's (App. B) and SPEC's."""
+    """Hyperparameters of the LatCo planner; defaults are the paper's (App. B)."""
 
     iterations: int = 200
     """Levenberg–Marquardt steps per plan (App. B: 200)."""

@@ -16,7 +16,7 @@ Conventions (batched over any leading dims ``...``):
 
 The factorization always runs in float64. On CPU it calls scipy's LAPACK/BLAS (one ``dpotrf``,
 ``dtrsm`` and ``dsyrk`` per block: 2-3× faster than the same recursion through ``torch.linalg`` on
-small blocks, NOTES "Compute on this CPU"), from both ends of the chain at once in two threads
+small blocks on a 2-core CPU), from both ends of the chain at once in two threads
 (``latco.solver.lapack``); elsewhere, or where scipy lacks usable GIL-free BLAS pointers
 (``latco._lapack.AVAILABLE``), the forward recursion in batched ``torch.linalg``
 (``latco.solver.torch_backend``). No dense (T·d)² matrix is formed except by

@@ -1,7 +1,7 @@
 """The CPU backend: a twisted block Cholesky through scipy's LAPACK/BLAS, on two threads.
 
 One ``dpotrf``, ``dtrsm`` and ``dsyrk`` per block (2-3× faster than ``torch.linalg`` on small blocks,
-NOTES "Compute on this CPU"), called through ``latco._lapack``, whose calls release the GIL: the top
+measured on a 2-core CPU), called through ``latco._lapack``, whose calls release the GIL: the top
 and bottom halves of each chain are factored (and substituted) in two threads at once
 (see ``latco.solver.blocks.BlockCholesky``). Needs ``latco._lapack.AVAILABLE``.
 """
