@@ -90,4 +90,5 @@ def test_offline_runs_cover_every_model_and_the_closed_loop_rows():
     assert paths.model_dir("r", "obstacle").as_posix() == "r/models/obstacle"
     assert paths.model_dir("r", "obstacle", 2).as_posix() == "r/models/obstacle_seed2"
     assert paths.offline_dir("r", "obstacle", "cem").as_posix() == "r/offline/obstacle/cem"
-    assert paths.offline_dir("r", "obstacle", "cem", 1, 10).as_posix() == "r/offline/obstacle_seed1/cem_tcache10"
+    closed = paths.offline_dir("r", "obstacle", "cem", 1, 10)
+    assert closed.as_posix() == "r/offline/obstacle_seed1/cem_tcache10"
