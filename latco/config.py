@@ -258,18 +258,18 @@ QUICK = replace(
     # free nats 1, not the paper's 3: with 3 the small model's transition ignored Push's actions
     # (imagined arm went to the goal whatever the actions) and the Obstacle model was easy to
     # exploit offline; with 1 the Push open-loop pixel error at steps 10-30 halved and offline
-    # Obstacle success on 20 starts rose from 1/5/8 to 9/20/19 (LatCo/CEM/GD; benchmarks/free_nats.py)
+    # Obstacle success on 20 starts rose from 1/5/8 to 9/20/19 (LatCo/CEM/GD; studies/free_nats.py)
     world_model=replace(PAPER.world_model, image_size=32, depth=16, stoch=16, deter=64, hidden=128,
                         reward_hidden=128, free_nats=1.0),
     # balance 0.5: half of each batch from windows that hold a success (no effect on Obstacle,
     # whose reward is never positive). Reach, 60K steps, 20 offline starts: LatCo / CEM / GD
-    # succeeded 6 / 4 / 0 times with it, 3 / 0 / 0 without (benchmarks/data_scaling.py)
+    # succeeded 6 / 4 / 0 times with it, 3 / 0 / 0 without (studies/data_scaling.py)
     train=replace(PAPER.train, steps=3000, batch=16, length=32, checkpoint_every=250, balance=0.5),
     data=DataConfig(episodes=100, noise=0.3, heldout=10,
                     random_episodes=50, random_hold=5, greedy_episodes=50),
     # Obstacle: the paper's 200K steps (3333 + 1667 + 1667 episodes of 30 steps; collection
     # ~3 min on 2 cores). First 20 offline starts, LatCo / CEM / GD successes at 6K, 60K, 200K
-    # steps: 3/20/19, 7/17/19, 7/11/16 (benchmarks/data_scaling.py): at 3000 training steps
+    # steps: 3/20/19, 7/17/19, 7/11/16 (studies/data_scaling.py): at 3000 training steps
     # more data helps LatCo a little and the shooting planners not at all (README)
     # Reach and Push: 60K steps (400 and 500 episodes; ~5 min each on 2 cores, render-bound)
     task_data={"obstacle": replace(_MIX, heldout=10).scaled_to(PAPER_STEPS, TASKS["obstacle"].t_tot),
@@ -277,12 +277,12 @@ QUICK = replace(
                   for task in ("reach", "push")}},
     # Obstacle's model trains 6000 steps: on the same 200K-step data, one training run's checkpoints
     # gave LatCo / CEM / GD 7 / 11 / 16 of the first 20 offline starts at 3000 steps, 19 / 20 / 10 at
-    # 6000 and 5 / - / 12 at 9000 (benchmarks/data_scaling.py --train-steps; LatCo's exploitation
+    # 6000 and 5 / - / 12 at 9000 (studies/data_scaling.py --train-steps; LatCo's exploitation
     # comes and goes with the checkpoint, README "Results"). Chosen on those 20 starts; the other 80
     # of Table 2's 100 are reported apart. 14.5 min on one thread (fresh-clone rebuild, 2 jobs at once)
     # On 20 validation starts (none of Table 2's) this model gives LatCo 0.95 too, but training seeds
     # 0 and 2 are exploited by LatCo at most other checkpoints (0.25-1.00 over 3 seeds x 5 checkpoints);
-    # a weight average (TrainConfig.ema) steadies checkpoints, not seeds (benchmarks/weight_average.py)
+    # a weight average (TrainConfig.ema) steadies checkpoints, not seeds (studies/weight_average.py)
     # Reach and Push: 12 000 steps, not 3000. On Table 2's first 20 Reach starts the same model
     # continued from 3000 to 12 000 steps took LatCo from 0.30 to 0.50 (CEM 0.20 -> 0.15, GD 0 ->
     # 0.05) and its imagined-window reward gap from -4.4 to +0.9; ~32 min on one thread each

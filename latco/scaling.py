@@ -5,7 +5,7 @@ One *run* = offline data of a given size -> a world model at the profile's fixed
 evaluation of each planner from the same start states (success, Table 3's achieved − predicted
 gap). Every stage resumes from its directory, and a larger collection of a task contains every
 smaller one as a prefix (episode i has seed ``seed + i`` whatever the total), so the sizes of a
-scaling curve share their data. ``benchmarks/data_scaling.py`` drives it; the figure is
+scaling curve share their data. ``studies/data_scaling.py`` drives it; the figure is
 ``figures/data_scaling.png``.
 """
 
@@ -131,7 +131,7 @@ def collect_summaries(root: str | os.PathLike) -> pd.DataFrame:
     """Every finished run's ``summary.csv`` under ``root``, one table."""
     paths = sorted(Path(root).glob("*/*/summary.csv"))
     if not paths:
-        raise FileNotFoundError(f"no finished scaling run under {root}; run benchmarks/data_scaling.py")
+        raise FileNotFoundError(f"no finished scaling run under {root}; run studies/data_scaling.py")
     table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     # runs written before reward_scale was an option trained with the ELBO's weight 1
     # runs written before reward_scale and train_steps were options trained with the ELBO's weight

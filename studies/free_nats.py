@@ -1,6 +1,6 @@
 """Does a tighter prior (fewer free nats) make the offline world model harder to exploit?
 
-Usage: python benchmarks/free_nats.py [--task obstacle] [--profile quick] [--free-nats 3 1]
+Usage: python studies/free_nats.py [--task obstacle] [--profile quick] [--free-nats 3 1]
                                       [--results results/quick] [--episodes 20]
                                       [--planners latco cem gd]
 

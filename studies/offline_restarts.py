@@ -1,6 +1,6 @@
 """LatCo variants at about equal wall time, offline: restarts, polish, bound handling, warm start.
 
-Usage: python benchmarks/offline_restarts.py [--results results/quick] [--profile quick]
+Usage: python studies/offline_restarts.py [--results results/quick] [--profile quick]
                                              [--task obstacle] [--episodes 20] [--variants NAME ...]
                                              [--model DIR]
 

@@ -1,6 +1,6 @@
 """Every online planner on every online run's final model: is a planner's gap its optimizer or its data?
 
-Usage: python benchmarks/online_cross_eval.py [--results results/quick] [--profile quick]
+Usage: python studies/online_cross_eval.py [--results results/quick] [--profile quick]
                                               [--task obstacle] [--seed 0] [--episodes 10]
 
 Each online run (Algorithm 1) trains its own model on the data its own planner collected, so

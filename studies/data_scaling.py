@@ -1,6 +1,6 @@
 """Offline success and Table 3's achieved − predicted gap against offline data size (model exploitation).
 
-Usage: python benchmarks/data_scaling.py --task reach --steps 30000 60000 [--balance 0 0.5]
+Usage: python studies/data_scaling.py --task reach --steps 30000 60000 [--balance 0 0.5]
        [--reward-scale 1 10] [--train-steps 3000 9000] [--planners latco cem gd] [--starts 20]
        [--profile quick] [--workers 2]
        [--root results/data_scaling] [--figure figures/data_scaling.png]

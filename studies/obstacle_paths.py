@@ -1,6 +1,6 @@
 """Which way round the wall did each planner's offline Obstacle episodes go? (Table 2, explained)
 
-Usage: python benchmarks/obstacle_paths.py [--results results/quick] [--profile quick]
+Usage: python studies/obstacle_paths.py [--results results/quick] [--profile quick]
                                            [--planners latco cem gd]
 
 Reads the executed offline episodes that `make paper` (notebook 03) saved and classifies each by

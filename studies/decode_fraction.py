@@ -1,7 +1,7 @@
 """World models trained with a fraction of the frames decoded, at equal wall time: do they plan better?
 
-    python benchmarks/decode_fraction.py --task reach --fraction 0.5 --steps 4600 [--root DIR]
-    python benchmarks/decode_fraction.py --task reach --summary
+    python studies/decode_fraction.py --task reach --fraction 0.5 --steps 4600 [--root DIR]
+    python studies/decode_fraction.py --task reach --summary
 
 ``TrainConfig.decode_fraction`` < 1 makes a training step cheaper (``benchmarks/world_model.py``
 times it); more steps then fit the same wall time. Each run trains the quick profile's model of

@@ -1,7 +1,7 @@
 """Does a weight average (``TrainConfig.ema``) make the offline model's exploitability stop depending
 on where training stops? Checkpoints of one training run, last weights against their average.
 
-Usage: python benchmarks/weight_average.py [--task obstacle] [--seeds 0 1 2] [--ema 0.999]
+Usage: python studies/weight_average.py [--task obstacle] [--seeds 0 1 2] [--ema 0.999]
        [--snapshots 3000 4500 6000 7500 9000] [--planners latco cem gd] [--starts 20]
        [--profile quick] [--root results/weight_average] [--report-only]
 

@@ -1,6 +1,6 @@
 """Does a constant shift of the reward change the plan? LatCo's two reward references, iCEM and GD.
 
-    python benchmarks/reward_shift.py
+    python studies/reward_shift.py
 
 On three small models whose dynamics are the truth (a linear point mass, a pendulum, a random
 tanh-MLP), every planner plans with reward r + c for c in (0, +10, −10) at its default settings;

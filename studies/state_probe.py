@@ -1,7 +1,7 @@
 """Can the gripper (Reach), the puck (Push) and the point mass (Obstacle) be read off the latents
 the planners imagine?
 
-    python benchmarks/state_probe.py [--results results/quick] [--tasks reach push] [--horizons 10 30]
+    python studies/state_probe.py [--results results/quick] [--tasks reach push] [--horizons 10 30]
 
 ``latco.diagnostics.state_probe`` per task and position (``diagnostics.PROBED_POSITIONS``): a linear
 probe fitted from the filtered features of the first ``--train-episodes`` training episodes to the
