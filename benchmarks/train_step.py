@@ -1,6 +1,7 @@
 """Where a quick world-model training step goes, and what each way of making it cheaper buys.
 
     python benchmarks/train_step.py [--profile quick] [--repeats 12] [--threads 1]
+    python benchmarks/train_step.py --image-sizes 32 64     # the same model at 32 and 64 px
 
 One training step = ELBO forward + backward + Adam on the profile's batch × length of random
 images. First a profile of one step by part (encoder, the RSSM's sequential filter, decoder, loss,
@@ -167,6 +168,43 @@ def compare(profile_name: str, repeats: int) -> list[dict[str, object]]:
     return rows
 
 
+def compare_sizes(profile_name: str, repeats: int, sizes: tuple[int, ...]) -> list[dict[str, object]]:
+    """Median ms per training step of the profile's model at each image size (the encoder and decoder
+    gain a layer per doubling, the RSSM is unchanged), alternating step by step as ``compare``."""
+    profile = PROFILES[profile_name]
+    B, L = profile.train.batch, profile.train.length
+    steps, params = {}, {}
+    for size in sizes:
+        cfg = world_model_config(profile.with_overrides({"world_model.image_size": size}), action_size=2)
+        torch.manual_seed(0)
+        model = RSSM(cfg)
+        optimizer = torch.optim.Adam(model.parameters(), lr=profile.train.lr)
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (B, L, size, size, 3), dtype=torch.uint8)
+        actions, rewards = torch.rand(B, L - 1, 2) * 2 - 1, torch.randn(B, L - 1)
+
+        def step(model=model, optimizer=optimizer, generator=generator, images=images, actions=actions,
+                 rewards=rewards) -> None:
+            loss, _ = elbo_loss(model, images, actions, rewards, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        step()
+        steps[size], params[size] = step, sum(p.numel() for p in model.parameters())
+    times: dict[int, list[float]] = {size: [] for size in sizes}
+    for i in range(repeats + 1):
+        for size, step in steps.items():
+            tick = time.perf_counter()
+            step()
+            if i:
+                times[size].append(time.perf_counter() - tick)
+    base = float(np.median(times[sizes[0]]))
+    return [{"image size": size, "parameters": params[size], "ms/step": float(np.median(t)) * 1e3,
+             f"vs {sizes[0]} px": float(np.median(t)) / base,
+             "minutes per 6000 steps": float(np.median(t)) * 6000 / 60} for size, t in times.items()]
+
+
 def _print(rows: list[dict[str, object]]) -> None:
     header = list(rows[0])
     print("| " + " | ".join(header) + " |")
@@ -180,9 +218,14 @@ def main() -> None:
     parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--image-sizes", type=int, nargs="+", default=None,
+                        help="instead: compare the model's training step at these image sizes (e.g. 32 64)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"profile {args.profile}, torch {torch.__version__}, {args.threads} thread(s)\n")
+    if args.image_sizes:
+        _print(compare_sizes(args.profile, args.repeats, tuple(args.image_sizes)))
+        return
     print("One step by part (as shipped, forward parts without autograd bookkeeping differences):\n")
     _print(breakdown(args.profile, args.repeats))
     print("\nCandidates, side by side:\n")
