@@ -1,6 +1,7 @@
 # The two commands a newcomer needs (see README):
 #   make paper  -- set up .venv and rebuild every figure and table on the default (quick) profile
 #   make test   -- set up .venv and run the whole test suite (ruff, pytest incl. the smoke workflow, nbval)
+#   make docs   -- set up .venv and build the documentation site into docs/_build/html
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -13,7 +14,7 @@ SET ?=
 export OMP_WAIT_POLICY ?= PASSIVE
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup paper test lint gl-check clean-venv gpu-wheels
+.PHONY: setup paper test lint gl-check clean-venv gpu-wheels docs
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "latco needs Python >= 3.11, found " + sys.version' 
@@ -21,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: anything unpinned would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,docs]'
 	touch $@
 
 setup: $(VENV)/.installed gl-check
@@ -30,7 +31,7 @@ gl-check: $(VENV)/.installed
 	@$(PY) -m latco.envs.gl
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check latco tests benchmarks
+	$(VENV)/bin/ruff check latco tests benchmarks docs
 
 test: setup lint
 	$(PY) -m pytest
@@ -39,6 +40,11 @@ test: setup lint
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 		$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/ --nbval-sanitize-with notebooks/sanitize.cfg -o addopts=""; \
 	fi
+
+# The site: README, docs/*.md, the committed executed notebooks in docs/quick/ (not executed
+# again) and the API reference; -W: a warning fails the build, as in tests/test_docs.py.
+docs: $(VENV)/.installed
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 paper: setup
 	$(VENV)/bin/snakemake --cores all all --config profile=$(PROFILE) $(if $(strip $(SET)),set="$(SET)")

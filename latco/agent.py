@@ -1,4 +1,5 @@
 """The agent: model-predictive control with any planner (paper Algorithm 1, lines 3–9), and its evaluation.
+::
 
     for each environment step t = 1 … T_tot with step T_cache:
         infer the latent state z_t from the images so far          (filtering, line 4)

@@ -37,7 +37,7 @@ class DataConfig:
     """Episodes of a noisy straight-to-the-goal policy (``latco.envs.greedy``): the greedy failure
     (Obstacle: stuck at the wall) that the paper's dense-reward oracle agent went through."""
     oracle_pass: tuple[float, float] | None = None
-    """Obstacle: the range from which each oracle episode draws the height |y| at which it goes
+    """Obstacle: the range from which each oracle episode draws the height ``|y|`` at which it goes
     around the wall (``latco.envs.Oracle``); None: always 0.75, well clear of the wall's end."""
 
     def scaled_to(self, steps: int, episode_steps: int) -> DataConfig:

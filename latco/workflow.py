@@ -27,7 +27,7 @@ def _terminal_text(text: str) -> str:
 
 
 def collapse_streams(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Merge each cell's consecutive stdout/stderr outputs and resolve carriage returns, in place.
+    r"""Merge each cell's consecutive stdout/stderr outputs and resolve carriage returns, in place.
 
     A tqdm bar without ipywidgets writes ``\rbar`` once per refresh, each a separate output;
     merged and resolved, a 3000-step training run leaves one line instead of 3000 outputs.

@@ -1,6 +1,7 @@
 """Sawyer Reach and Push: Meta-World v3 (`reach-v3`, `push-v3`) with the paper's settings.
 
 As the authors set them up (github zchuning/latco, `envs/sparse_metaworld.py`):
+
 - the goal is fixed at Meta-World's default (Reach (-0.1, 0.8, 0.2), Push (0.1, 0.8)),
 - Reach: the hand starts uniformly anywhere in Meta-World's hand box
   x in [-0.5, 0.5], y in [0.4, 1.0], z in [0.05, 0.5];
@@ -10,6 +11,7 @@ As the authors set them up (github zchuning/latco, `envs/sparse_metaworld.py`):
 - action repeat 1 (their `config.yaml`), Meta-World's 5 physics substeps per action.
 
 Where we differ, and why (measured with Meta-World's scripted expert, noise 0):
+
 - a start within 0.15 m (horizontally) of the goal is redrawn, Meta-World's own rule for
   object and goal: no episode starts solved, and Meta-World's reset would otherwise loop
   forever on such a frozen start;

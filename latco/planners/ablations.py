@@ -75,7 +75,7 @@ class LatCoFirstOrderConfig:
     multiplier_max: float = 1e12
     """Cap of λ_t and ν_t: Adam cannot reach ε, so uncapped the rule would overflow."""
     action_max: float = 1.0
-    """a_max, the action bound |a| <= a_max."""
+    """a_max, the action bound ``|a| <= a_max``."""
     constraints: Constraints = "project"
     """The action bound as LatCo's: "project" clips the actions after every Adam step, "tanh"
     reparametrizes them, "paper" is the hinge residual with the §5 rule on ν."""

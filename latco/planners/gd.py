@@ -4,8 +4,8 @@ Paper §6.3 and App. B ("GD"): maximize Σ_t r(z_{t+1}) with z_{t+1} = μ(z_t, a
 by backpropagation through time with Adam (lr 0.05, 500 iterations), and penalize actions outside
 the box by dual descent, the multipliers updated every 5 steps. Per plan the minimized Lagrangian is
 
-    L(a, ν) = −Σ_t r(z_{t+1}) + Σ_{t,j} ν_{t,j} · max(0, |a_{t,j}| − a_max)²,
-    ν ← ν + dual_lr · max(0, |a| − a_max)²   (every ``dual_every`` steps).
+    L(a, ν) = −Σ_t r(z_{t+1}) + Σ_{t,j} ν_{t,j} · ``max(0, |a_{t,j}| − a_max)²``,
+    ν ← ν + dual_lr · ``max(0, |a| − a_max)²``   (every ``dual_every`` steps).
 
 Details from the authors' code (``planners/shooting_gd.py``): actions start from N(0, 1), and after
 every Adam step they are clipped to the box ("prevent out-of-distribution predictions";
@@ -36,13 +36,13 @@ class GDConfig:
     nu_init: float = 1.0
     """Initial multiplier of the action-bound penalty, per time step and action dimension."""
     dual_lr: float = 1.0
-    """Dual ascent step: ν += dual_lr · max(0, |a| − a_max)² (authors' ``lam_lr``: 1)."""
+    """Dual ascent step: ν += dual_lr · ``max(0, |a| − a_max)²`` (authors' ``lam_lr``: 1)."""
     dual_every: int = 5
     """Update the multipliers every this many Adam steps (App. B: 5)."""
     project: bool = True
     """Clip the actions to the box after every step (authors' code); False: dual descent only."""
     action_max: float = 1.0
-    """a_max, the action bound |a| <= a_max."""
+    """a_max, the action bound ``|a| <= a_max``."""
     n_plans: int = 1
     """Independent plans optimized as one batch; the best by model reward is returned (authors: 1)."""
     init_std: float = 1.0
@@ -78,7 +78,7 @@ class GDPlanner:
 
         ``trace`` (one value per iteration k, after its step): ``predicted_reward`` mean over the
         horizon of r(z_{t+1}) along the rollout of the current actions, ``action_violation`` mean over
-        time steps of Σ_j max(0, |a_{t,j}| − a_max)², ``nu`` mean multiplier, ``wall_time`` seconds
+        time steps of Σ_j ``max(0, |a_{t,j}| − a_max)²``, ``nu`` mean multiplier, ``wall_time`` seconds
         since planning started; for ``n_plans`` > 1, those of the plan returned, and ``plan_rewards``
         (n_plans,) each plan's return with clipped actions, used to choose.
         """

@@ -2,6 +2,7 @@
 Method for Real-time Planning" (CoRL), beyond the paper.
 
 CEM (``latco.planners.cem``) with the changes of their Algorithm 1:
+
 - colored noise: each action dimension's perturbation along time has power spectrum ∝ 1/f^β
   (β = 0 is CEM's white noise; larger β gives smoother, more exploratory sequences);
 - a population that shrinks by ``population_decay`` per iteration, N_i = max(N·γ^(−i), 2K);

@@ -5,7 +5,7 @@ are the latent features z_2..z_{H+1} and the actions a_1..a_H; z_1 = z0 is fixed
 (block x_t = [a_t, z_{t+1}], d = A + F) the least-squares residuals are
 
     dynamics  ρᵈ_t = √λ_t · (z_{t+1} − μ(z_t, a_t))        (F residuals; touches x_{t-1} and x_t)
-    action    ρᵃ_t = √ν_t · max(0, |a_t| − a_max)           (A residuals; x_t only; "paper" only)
+    action    ρᵃ_t = √ν_t · ``max(0, |a_t| − a_max)``       (A residuals; x_t only; "paper" only)
     reward    ρʳ_t = softplus(−(r(z_{t+1}) − r_ref))          (1 residual;  x_t only)
 
 so JᵀJ is block tridiagonal and each Levenberg–Marquardt step (Eq. 5) is one block Cholesky solve
@@ -14,6 +14,7 @@ the Lagrangian (lines 6-7), then the multiplier update of §5 (line 8, ``Multipl
 λ_t ← λ_t + 0.1 · log(‖z_{t+1} − μ(z_t, a_t)‖²/ε + η) · λ_t.
 
 The action bound (``constraints``), compared side by side in ``benchmarks/planner_quality.py``:
+
 - ``"project"`` (default): a projected LM step on the action block. Actions start inside the box;
   action coordinates at the bound whose gradient pushes them outward are held fixed in the step
   (their rows and columns of JᵀJ are replaced by the identity: Bertsekas' projected Newton), the
@@ -28,10 +29,11 @@ The action bound (``constraints``), compared side by side in ``benchmarks/planne
   ablation and for comparison.
 
 The reward reference r_ref (``reward_reference``):
+
 - ``"zero"`` (default, the paper's §5 residual): r_ref = 0, ρʳ = softplus(−r) = ln(1 + e^{−r}).
   It is not invariant to a constant shift of the reward: softplus saturates, so where r > ~4.6
   its slope sigmoid(−r) is below 0.01 and the reward barely pulls on the plan, while for r ≪ 0 the
-  residual is ≈ −r and pulls with |r|. A reward r + c is the same task for a return-maximizing
+  residual is ≈ −r and pulls with ``|r|``. A reward r + c is the same task for a return-maximizing
   planner (iCEM, GD and CEM plan the same), but LatCo's plan changes with c. Measured true returns
   with r and with r + 10, float64, default options: point mass −78.26 and −85.32, pendulum −38.04
   and −59.81 (both as in ``tests/test_reward_reference.py``), a small random-MLP dynamics −20.52
@@ -111,7 +113,7 @@ class LatCoConfig:
     eta: float = 0.01
     """η in the multiplier rule; keeps the log finite and bounds the decrease (App. B: 0.01)."""
     action_max: float = 1.0
-    """a_max, the action bound |a| <= a_max (the environments' action box is [-1, 1])."""
+    """a_max, the action bound ``|a| <= a_max`` (the environments' action box is [-1, 1])."""
     constraints: Constraints = "project"
     """How the action bound is kept: "project" (default), "tanh" or "paper" (module docstring)."""
     n_plans: int = 1
@@ -276,7 +278,7 @@ class CollocationResiduals:
         return self.dyn.to(torch.float64).pow(2).sum(-1)
 
     def action_violation(self) -> Tensor:
-        """(B, H) ‖max(0, |a_t| − a_max)‖² in float64."""
+        """(B, H) ``‖max(0, |a_t| − a_max)‖²`` in float64."""
         return self.act.to(torch.float64).pow(2).sum(-1)
 
     def lagrangian(self, weights: tuple[Tensor, Tensor, Tensor]) -> Tensor:
@@ -394,11 +396,13 @@ class CollocationLinearization:
         """JᵀJ blocks and Jᵀρ (float64), exploiting the residuals' structure.
 
         With w = w_dyn, per block x_t = [a_t, z_{t+1}] and Jacobians A_t = ∂μ/∂z, B_t = ∂μ/∂a,
-        N_t = diag(∂act/∂a), g_t = ∂ρʳ/∂z:
+        N_t = diag(∂act/∂a), g_t = ∂ρʳ/∂z::
+
           diag_t = [[w_t² B_tᵀB_t + w_act² N_t²,  −w_t² B_tᵀ],
                     [−w_t² B_t,  w_t² I + w_rew² g_t g_tᵀ + w_{t+1}² A_{t+1}ᵀA_{t+1}]]
           lower_t = [[0,  w_{t+1}² B_{t+1}ᵀ A_{t+1}], [0, −w_{t+1}² A_{t+1}]]
           grad_t  = [−w_t B_tᵀ ρᵈ_t + w_act N_t ρᵃ_t,  w_t ρᵈ_t + w_rew g_t ρʳ_t − w_{t+1} A_{t+1}ᵀ ρᵈ_{t+1}]
+
         The one O(F³) product per block, w²AᵀA + w_rew² g gᵀ, is passed unformed as the Gram factor
         G_t = [w_{t+1} A_{t+1}; w_rew g_tᵀ] ((F+1) × F): the block Cholesky forms G_tᵀG_t in float64
         (``dsyrk``) on two cores. Identity, diagonal and rank-one blocks are written directly.
@@ -601,10 +605,10 @@ class LatCoPlanner:
         is their rollout (exactly feasible) and the gap is that of the collocation latents before.
         ``trace`` holds, per iteration k (after its step and multiplier update), for the plan finally
         chosen: ``dynamics_violation`` mean over steps of ‖z_{t+1} − μ(z_t, a_t)‖², ``predicted_reward``
-        mean r(z_{t+1}) of the planned latents, ``action_violation`` mean ‖max(0, |a_t| − a_max)‖² of
+        mean r(z_{t+1}) of the planned latents, ``action_violation`` mean ``‖max(0, |a_t| − a_max)‖²`` of
         the raw actions, ``lam`` and ``nu`` mean multipliers, ``damping``, ``wall_time`` (seconds since
         planning started). ``plan_rewards`` (n_plans,) is each plan's model return of its clipped
-        actions, used to choose; ``rejected_steps``; ``raw_action_max`` max |a| of the chosen plan's
+        actions, used to choose; ``rejected_steps``; ``raw_action_max`` ``max |a|`` of the chosen plan's
         actions before clipping (≤ a_max unless ``constraints="paper"``); with
         ``reward_reference="best"``, ``reward_reference`` the plan's r_ref after each iteration's
         update (see the module docstring); with ``record_every`` > 0,

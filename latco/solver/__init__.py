@@ -2,6 +2,7 @@
 
 Paper §5 ("Levenberg–Marquardt optimization"), Eq. 5: Δ = (JᵀJ + damping·I)⁻¹ Jᵀρ, solved in
 O(T·d³) by block Cholesky since JᵀJ of a chain is block-tridiagonal.
+
 - ``blocks``: conventions, the factor/solve entry points and backend choice, normal equations, damping;
 - ``lapack``: the CPU backend, a twisted block Cholesky through scipy's LAPACK on two threads;
 - ``torch_backend``: the forward recursion in batched ``torch.linalg`` (GPU, or no usable LAPACK);

@@ -6,6 +6,7 @@ JᵀJ block-tridiagonal, so the step costs O(T·d³) by block Cholesky instead o
 (Mordatch et al. 2012; the recursion below is Golub & Van Loan, *Matrix Computations* §4.5).
 
 Conventions (batched over any leading dims ``...``):
+
 - ``diag``  (..., T, d, d)   the symmetric positive definite blocks A_tt,
 - ``lower`` (..., T-1, d, d) the blocks A_{t+1,t} below the diagonal (above: their transposes),
 - ``gram``  (..., T, k, g)   optional: A_tt is ``diag[t]`` plus gram_tᵀ gram_t on its last g rows and

@@ -88,6 +88,7 @@ def lm_step(
     - ``adaptive=False`` (LatCo, as the authors run it: a Gauss–Newton step with fixed damping,
       since the residual weights change every iteration): every finite step is accepted.
     - ``adaptive=True`` (classic LM, Marquardt 1963): a step is accepted only if it lowers the cost.
+
     A rejected step (non-finite, or not lowering the cost when adaptive) keeps x and multiplies that
     problem's damping by ``damping_factor``; an accepted one divides it again (down to ``damping``).
     A problem that gets no finite step even at ``max_damping`` is marked failed and left alone.
