@@ -64,15 +64,34 @@ def parse_assignments(items: Iterable[str] | str | None) -> dict[str, Any]:
     if items is None:
         return {}
     if isinstance(items, str):
-        items = items.replace(",", " ").split() if "=" in items else [items]
+        items = _split_assignments(items) if "=" in items else [items]
     out = {}
     for item in items:
         key, sep, value = str(item).partition("=")
         if not sep or not key.strip():
             raise SettingsError(f"an override is written path=value (e.g. planners.latco.iterations=100), "
                                 f"got {item!r}")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as error:
+            raise SettingsError(f"the value of {item!r} is not valid YAML ({error.problem}); a list is "
+                                "written [0.35,0.75]") from None
     return out
+
+
+def _split_assignments(text: str) -> list[str]:
+    """``"a=1, b=[0.3, 0.7] c=x"`` -> ``["a=1", "b=[0.3, 0.7]", "c=x"]``: whitespace and commas separate
+    assignments except inside brackets (a list value)."""
+    items, current, depth = [], "", 0
+    for char in text:
+        depth += {"[": 1, "(": 1, "{": 1, "]": -1, ")": -1, "}": -1}.get(char, 0)
+        if depth <= 0 and (char.isspace() or char == ","):
+            if current:
+                items.append(current)
+            current = ""
+        else:
+            current += char
+    return items + ([current] if current else [])
 
 
 def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

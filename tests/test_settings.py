@@ -69,6 +69,13 @@ def test_assignments_parse_as_the_command_line_gives_them():
         "train.lr": "1e-3", "planners.latco.shift": None}
     with pytest.raises(settings.SettingsError, match="path=value"):
         settings.parse_assignments(["planners.latco.iterations"])
+    # a list value keeps its commas and spaces; commas outside brackets separate assignments
+    assert settings.parse_assignments("task_data.obstacle.oracle_pass=[0.35, 0.75],train.steps=5") == {
+        "task_data.obstacle.oracle_pass": [0.35, 0.75], "train.steps": 5}
+    assert get_profile("quick").with_overrides({"task_data.obstacle.oracle_pass": [0.4, 0.8]}).data_for(
+        "obstacle").oracle_pass == (0.4, 0.8)
+    with pytest.raises(settings.SettingsError, match="not valid YAML"):
+        settings.parse_assignments("task_data.obstacle.oracle_pass=[0.35")
 
 
 def test_a_setting_changes_the_digest_of_exactly_the_results_that_depend_on_it():
