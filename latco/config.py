@@ -39,19 +39,24 @@ class DataConfig:
     oracle_pass: tuple[float, float] | None = None
     """Obstacle: the range from which each oracle episode draws the height ``|y|`` at which it goes
     around the wall (``latco.envs.Oracle``); None: always 0.75, well clear of the wall's end."""
+    dash_episodes: int = 0
+    """Obstacle: episodes that dash at the wall's end and turn to the goal's height, with action
+    noise ``noise`` (``latco.envs.CornerDash``, heights 0.2-1, dashes of 1-5 steps): fast approaches
+    that clear the corner or are stopped by it, where an optimizer's shortest way goes."""
 
     def scaled_to(self, steps: int, episode_steps: int) -> DataConfig:
         """The same oracle : random : greedy mix with about ``steps`` env steps of training data,
         for episodes of ``episode_steps`` steps (each kind keeps at least one episode)."""
-        parts = [self.episodes, self.random_episodes, self.greedy_episodes]
+        parts = [self.episodes, self.random_episodes, self.greedy_episodes, self.dash_episodes]
         if sum(parts) == 0:
             raise ValueError("this DataConfig collects no episodes; there is no mix to scale")
         counts = [max(round(p / sum(parts) * steps / episode_steps), int(p > 0)) for p in parts]
-        return replace(self, episodes=counts[0], random_episodes=counts[1], greedy_episodes=counts[2])
+        return replace(self, episodes=counts[0], random_episodes=counts[1], greedy_episodes=counts[2],
+                       dash_episodes=counts[3])
 
     @property
     def train_episodes(self) -> int:
-        return self.episodes + self.random_episodes + self.greedy_episodes
+        return self.episodes + self.random_episodes + self.greedy_episodes + self.dash_episodes
 
 
 @dataclass(frozen=True)

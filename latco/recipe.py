@@ -29,6 +29,9 @@ RANDOM_SEED_OFFSET = 4_000_000
 GREEDY_SEED_OFFSET = 5_000_000
 """Greedy (straight-to-the-goal) episodes of the offline data use these seeds."""
 
+DASH_SEED_OFFSET = 8_000_000
+"""Dash episodes of the offline data (``DataConfig.dash_episodes``) use these seeds."""
+
 CORNER_DASH_SEED = 7_000_000
 """Obstacle's corner-probe episodes (``corner_dashes``) start from these seeds: no training, held-out
 or evaluation episode starts there."""
@@ -65,6 +68,11 @@ def oracle_data(
             cfg.greedy_episodes,
             seed + GREEDY_SEED_OFFSET,
         ),
+        "dash": (
+            envs.CornerDash(heights=(0.2, 1.0), dash_steps=(1, 5), noise=cfg.noise),
+            cfg.dash_episodes,
+            seed + DASH_SEED_OFFSET,
+        ),
         "heldout": (noisy_oracle, cfg.heldout, seed + HELDOUT_SEED_OFFSET),
     }
     out = {}
@@ -79,7 +87,7 @@ def oracle_data(
         corner_dashes(data_dir, size)
     write_marker(data_dir / DATA_DONE, {**{split: len(eps) for split, eps in out.items()},
                                         "record": settings.read_record(data_dir)})
-    return {"train": out["train"] + out["random"] + out["greedy"], "heldout": out["heldout"]}
+    return {"train": out["train"] + out["random"] + out["greedy"] + out["dash"], "heldout": out["heldout"]}
 
 
 def corner_dashes(data_dir: str | os.PathLike, image_size: int, count: int = 200) -> list[data.Episode]:

@@ -285,7 +285,8 @@ def data_settings(profile: Profile, task: str, seed: int = 0) -> dict[str, Any]:
             "data": asdict(profile.data_for(task))}
 
 
-DATA_COUNTS = ("data.episodes", "data.random_episodes", "data.greedy_episodes", "data.heldout")
+DATA_COUNTS = ("data.episodes", "data.random_episodes", "data.greedy_episodes", "data.dash_episodes",
+               "data.heldout")
 """Episode counts: a data folder serves any count (collected episodes are kept, a prefix is used)."""
 
 

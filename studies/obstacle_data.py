@@ -13,9 +13,14 @@ on every model:
 - ``corner``: the same mix and size, but each oracle episode passes at a height drawn from
   [0.35, 0.75] (``DataConfig.oracle_pass``), so about 40 % of them meet the wall near its end, where
   LatCo's and CEM's plans go (12 % of the base oracle's episodes do).
+- ``corner+dash``: ``corner`` with a fifth of the 200K steps given to noisy dashes at the wall's end
+  (``DataConfig.dash_episodes``: a dash of 1-5 steps toward (1, ±u), u in [0.2, 1], then a turn to
+  the goal's height; 56 % of them end blocked): fast approaches to the corner, cleared or stopped,
+  as a planner's open-loop plans make them. Oracle : random : greedy : dash = 2 : 1 : 1 : 1.
 
 Everything lives under ``results/studies/obstacle_data`` and resumes like the workflow (records,
-markers); ``base`` seed 0 is the workflow's quick Obstacle model and its evaluations, copied if present.
+markers). Each run is one training seed of one candidate: ~18 min of training and ~10 min of
+evaluation on one core (two runs side by side on 2 cores); ``report`` adds the corner probe.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latco import diagnostics, paths
+from latco import diagnostics
 from latco.config import Profile, get_profile
 from latco.offline import offline_evaluation, world_model_for_task
 from latco.recipe import corner_dashes, oracle_data
@@ -40,8 +45,11 @@ from latco.train import load_model
 
 ROOT = Path("results/studies/obstacle_data")
 CANDIDATES: dict[str, dict[str, object]] = {
-    "base": {},
+    "base": {"task_data.obstacle.oracle_pass": None},
     "corner": {"task_data.obstacle.oracle_pass": (0.35, 0.75)},
+    "corner+dash": {"task_data.obstacle.oracle_pass": (0.35, 0.75), "task_data.obstacle.episodes": 2667,
+                    "task_data.obstacle.random_episodes": 1333, "task_data.obstacle.greedy_episodes": 1333,
+                    "task_data.obstacle.dash_episodes": 1333},
 }
 SEEDS = (0, 1, 2)
 PLANNERS = ("latco", "cem")
@@ -49,36 +57,18 @@ PLANNERS = ("latco", "cem")
 
 def candidate_profile(candidate: str) -> Profile:
     """The quick profile with the candidate's data change."""
-    return get_profile("quick").with_overrides(CANDIDATES[candidate] or None)
+    return get_profile("quick").with_overrides(CANDIDATES[candidate])
 
 
-def _copy_workflow_base(results: Path) -> None:
-    """Seed 0 of ``base`` is the workflow's quick model: copy it and its evaluations instead of
-    training it again (same settings; the records say so and are checked on use)."""
-    dest = ROOT / "base"
-    if not (dest / "model_seed0").exists() and (paths.model_dir(results, "obstacle") / MODEL_DONE).exists():
-        shutil.copytree(paths.model_dir(results, "obstacle"), dest / "model_seed0")
-    for planner in PLANNERS:
-        src = paths.offline_dir(results, "obstacle", planner)
-        if not (dest / "seed0" / planner).exists() and (src / "table.csv").exists():
-            shutil.copytree(src, dest / "seed0" / planner)
-
-
-def run(candidate: str, seed: int, results: Path) -> None:
+def run(candidate: str, seed: int) -> None:
     """Data (shared by the candidate's seeds), the model of ``seed``, LatCo and CEM on Table 2's starts."""
     profile = candidate_profile(candidate)
     folder = ROOT / candidate
-    if candidate == "base":
-        _copy_workflow_base(results)
     data_dir = folder / "data"
-    if candidate == "base":
-        if not data_dir.exists():
-            data_dir.parent.mkdir(parents=True, exist_ok=True)
-            data_dir.symlink_to(paths.data_dir(results, "obstacle").resolve())
-    else:
-        # random and greedy episodes do not depend on the oracle: the same as base's, copied
+    if candidate != "base":
+        # random and greedy episodes do not depend on the oracle: the same as base's, copied if made
         for split in ("random", "greedy"):
-            src = paths.data_dir(results, "obstacle") / split
+            src = ROOT / "base" / "data" / split
             if not (data_dir / split).exists() and src.exists():
                 shutil.copytree(src, data_dir / split)
     episodes = oracle_data("obstacle", profile, data_dir, workers=1)
@@ -97,12 +87,10 @@ def main() -> None:
     one = sub.add_parser("run", help="data, model and evaluations of one candidate and seed")
     one.add_argument("--candidate", choices=sorted(CANDIDATES), required=True)
     one.add_argument("--seed", type=int, choices=SEEDS, required=True)
-    one.add_argument("--results", type=Path, default=Path("results/quick"),
-                     help="the workflow's results (base seed 0 is copied from there)")
     sub.add_parser("report", help="print the study's table")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.candidate, args.seed, args.results)
+        run(args.candidate, args.seed)
     else:
         report()
 

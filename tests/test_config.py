@@ -32,6 +32,9 @@ def test_scaled_to_keeps_the_mix_and_at_least_one_episode_of_each_kind():
     assert (scaled.noise, scaled.heldout, scaled.random_hold) == (0.3, 10, 5)
     tiny = mix.scaled_to(10, 150)
     assert (tiny.episodes, tiny.random_episodes, tiny.greedy_episodes) == (1, 1, 1)
+    dashes = dataclasses.replace(mix, dash_episodes=50).scaled_to(60_000, 150)
+    assert (dashes.episodes, dashes.random_episodes, dashes.greedy_episodes, dashes.dash_episodes) == (
+        160, 80, 80, 80)
     none = DataConfig(episodes=0, noise=0.3, heldout=1, random_episodes=0, random_hold=5, greedy_episodes=0)
     with pytest.raises(ValueError, match="no episodes"):
         none.scaled_to(1000, 30)

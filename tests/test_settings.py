@@ -190,6 +190,11 @@ def test_data_and_models_made_with_other_settings_are_kept_and_named(made, tmp_p
     # other episode counts are the same recipe: a prefix of the same episodes
     fewer = recipe.oracle_data("obstacle", prof.with_overrides({"data.episodes": 1}), data_dir)
     assert len(fewer["train"]) == 1 + 1 + 1
+    # dash episodes are another count of the same recipe: added to the training data, seeded apart
+    dashes = recipe.oracle_data("obstacle", prof.with_overrides({"data.dash_episodes": 2}), data_dir)
+    assert len(dashes["train"]) == len(fewer["train"]) + 2 + 2
+    assert [e.seed for e in dashes["train"][-2:]] == [recipe.DASH_SEED_OFFSET, recipe.DASH_SEED_OFFSET + 1]
+    assert all(e.actions[0, 0] > 0 for e in dashes["train"][-2:])  # a dash heads for the wall
     with pytest.raises(settings.SettingsMismatch, match=r"world_model.deter: 8 -> 12"):
         offline.offline_model("obstacle", prof.with_overrides({"world_model.deter": 12}), copy)
     with pytest.raises(settings.SettingsMismatch, match="has trained 10 steps and 6 were asked for"):

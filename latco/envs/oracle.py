@@ -188,21 +188,27 @@ class CornerDash:
     if it did not, the turn presses it against the wall and it stays there, blocked. With the
     defaults about half the episodes end either way, decided within a pixel or two at the corner
     (``latco.diagnostics.corner_probe``). Blind to the state: the same actions from any start.
+    ``noise``: Gaussian noise of that std on every action, clipped (as offline data, not a probe).
     """
 
     def __init__(self, heights: tuple[float, float] = (0.5, 1.0),
-                 dash_steps: tuple[int, int] = (2, 3)) -> None:
-        self.heights, self.dash_steps = heights, dash_steps
+                 dash_steps: tuple[int, int] = (2, 3), noise: float = 0.0) -> None:
+        if noise < 0:
+            raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise}")
+        self.heights, self.dash_steps, self.noise = heights, dash_steps, float(noise)
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
-        rng = np.random.default_rng(seed)
-        self.side = float(rng.choice([-1.0, 1.0]))
-        self.height = float(rng.uniform(*self.heights))
-        self.dash = int(rng.integers(self.dash_steps[0], self.dash_steps[1] + 1))
+        self._rng = np.random.default_rng(seed)
+        self.side = float(self._rng.choice([-1.0, 1.0]))
+        self.height = float(self._rng.uniform(*self.heights))
+        self.dash = int(self._rng.integers(self.dash_steps[0], self.dash_steps[1] + 1))
         self._steps = 0
 
     def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
         self._steps += 1
         y = self.side * self.height if self._steps <= self.dash else 0.0
-        return np.array([1.0, y], dtype=np.float32)
+        action = np.array([1.0, y])
+        if self.noise > 0:
+            action = np.clip(action + self.noise * self._rng.standard_normal(2), -1.0, 1.0)
+        return action.astype(np.float32)
