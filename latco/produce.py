@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from latco import envs, paths
+from latco import paths
 from latco.config import Profile
 from latco.offline import offline_run
 from latco.online import online_training
@@ -16,14 +16,14 @@ from latco.online import online_training
 
 def produce_results(profile: Profile, results: str | os.PathLike, seed: int = 0) -> None:
     """Every result of the profile's grid that figures and tables read, in this process: offline
-    data, models and evaluations of every (task, planner), and every online run. Resumable.
+    data, models and evaluations (``Profile.offline_runs``: every planner on every model of a task,
+    and the closed-loop ones), and every online run. Resumable.
 
     The Snakefile makes the same files job by job, each through its notebook (01-04); this is the
     short way for the smoke profile (``make test`` runs it before the notebooks 10-14 read them).
     """
-    for task in envs.TASKS:
-        for planner in profile.offline_planners:
-            offline_run(task, planner, profile, results, seed)
+    for task, planner, model_seed, t_cache in profile.offline_runs(seed):
+        offline_run(task, planner, profile, results, model_seed, t_cache=t_cache, data_seed=seed)
     for task, planner, run_seed in profile.online_runs():
         online_training(task, planner, profile, paths.online_dir(results, task, planner, run_seed),
                         seed=run_seed)
