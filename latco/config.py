@@ -324,10 +324,10 @@ QUICK = replace(
     # `snakemake --config seeds=3` (README, Table 1)
     online_seeds=(0,),
     task_online_seeds={"obstacle": (0, 1, 2)},
-    # Obstacle's open-loop success depends on the training run (LatCo 0.25-1.00 over 3 seeds x 4
-    # checkpoints, CEM 0.96-1.00): Table 2 pools 3 models trained on the same data, and re-planning
-    # every 10 steps (beyond the paper) shows how much each planner owes to executing 30 steps blind
-    # (docs: studies/obstacle_data.py)
+    # Obstacle's open-loop success depends on the training run (on Table 2's starts LatCo 0.88 /
+    # 0.99 / 0.55 with training seeds 0-2, CEM 0.98-1.00): Table 2 pools 3 models trained on the same
+    # data, and re-planning every 10 steps (beyond the paper) shows how much each planner owes to
+    # executing 30 steps blind (studies/obstacle_data.py; docs: studies)
     task_models={"obstacle": 3},
     closed_loop={"obstacle": 10},
     gpu=False,
