@@ -123,6 +123,19 @@ def breakdown(profile_name: str, repeats: int) -> list[dict[str, object]]:
     return [{**r, "share": r["ms"] / total} for r in rows]
 
 
+def _alternate(steps: dict, repeats: int) -> dict:
+    """Seconds of each step function over ``repeats`` rounds, one call of each per round (after a
+    round of warm-up), so machine load hits every variant alike."""
+    times: dict = {key: [] for key in steps}
+    for i in range(repeats + 1):
+        for key, step in steps.items():
+            tick = time.perf_counter()
+            step()
+            if i:
+                times[key].append(time.perf_counter() - tick)
+    return times
+
+
 def compare(profile_name: str, repeats: int) -> list[dict[str, object]]:
     """Median ms per full training step of each variant, alternating variants step by step."""
     profile = PROFILES[profile_name]
@@ -151,13 +164,7 @@ def compare(profile_name: str, repeats: int) -> list[dict[str, object]]:
         first_loss[name] = step()  # compiles, where a variant compiles
         setup_s[name] = time.perf_counter() - tick
         steps[name] = step
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for i in range(repeats + 1):
-        for name, step in steps.items():
-            tick = time.perf_counter()
-            step()
-            if i:
-                times[name].append(time.perf_counter() - tick)
+    times = _alternate(steps, repeats)
     base = float(np.median(times["as shipped"]))
     rows = []
     for name, t in times.items():
@@ -192,13 +199,7 @@ def compare_sizes(profile_name: str, repeats: int, sizes: tuple[int, ...]) -> li
 
         step()
         steps[size], params[size] = step, sum(p.numel() for p in model.parameters())
-    times: dict[int, list[float]] = {size: [] for size in sizes}
-    for i in range(repeats + 1):
-        for size, step in steps.items():
-            tick = time.perf_counter()
-            step()
-            if i:
-                times[size].append(time.perf_counter() - tick)
+    times = _alternate(steps, repeats)
     base = float(np.median(times[sizes[0]]))
     return [{"image size": size, "parameters": params[size], "ms/step": float(np.median(t)) * 1e3,
              f"vs {sizes[0]} px": float(np.median(t)) / base,

@@ -350,25 +350,28 @@ def corner_probe(model: RSSM, train: Sequence[Any], dashes: Sequence[Any], image
       true position over the steps of the dash and the two after it (at the corner);
     - ``reward_gap``: mean of (true − imagined) reward sum over the blocked dashes.
     """
-    from latco.envs.obstacle import VIEW_HALF_WIDTH, WALL
+    from latco.envs.obstacle import VIEW_HALF_WIDTH, wall_passage
 
     predict = position_probe(model, train, "agent", ridge)
     px = image_size / (2 * VIEW_HALF_WIDTH)
+    # every dash at once: the first images filtered, then imagined under the dashes' actions
+    actions = np.stack([_get(e, "actions") for e in dashes])
+    images = torch.as_tensor(np.stack([_get(e, "images")[:1] for e in dashes]), device=model.device)
+    first = model.observe(images, torch.as_tensor(actions[:, :0], device=model.device,
+                                                  dtype=model.dtype))["feature"]
+    imagined = model.imagine(first[:, -1], torch.as_tensor(actions, device=model.device, dtype=model.dtype))
+    predicted_rewards = model.reward(imagined[:, 1:]).sum(-1).cpu().numpy()
     blocked, imagined_blocked, corner, gaps = [], [], [], []
-    for episode in dashes:
+    for i, episode in enumerate(dashes):
         truth = _state(episode, "agent")
-        actions = _get(episode, "actions")
-        first = _filtered_features(model, {"images": _get(episode, "images")[:1], "actions": actions[:0]})
-        imagined = model.imagine(first[-1:], torch.as_tensor(actions[None], device=model.device,
-                                                              dtype=model.dtype))[0]
-        positions = predict(imagined.cpu().numpy())
-        blocked.append(truth[-1, 0] < WALL[0])
-        imagined_blocked.append(positions[-1, 0] < WALL[0])
-        dash = int(np.argmax(np.abs(actions[:, 1]) == 0)) or len(actions)
+        positions = predict(imagined[i].cpu().numpy())
+        blocked.append(wall_passage(truth) == "blocked")
+        imagined_blocked.append(wall_passage(positions) == "blocked")
+        dash = int(np.argmax(np.abs(actions[i, :, 1]) == 0)) or len(actions[i])
         steps = slice(1, dash + 3)
         corner.append(np.linalg.norm(positions[steps] - truth[steps], axis=-1).mean() * px)
         if blocked[-1]:
-            gaps.append(float(_get(episode, "rewards").sum() - model.reward(imagined[1:]).sum().item()))
+            gaps.append(float(_get(episode, "rewards").sum() - predicted_rewards[i]))
     blocked, imagined_blocked = np.array(blocked), np.array(imagined_blocked)
     return {"dashes": len(blocked), "blocked": float(blocked.mean()),
             "false_pass": float((~imagined_blocked[blocked]).mean()) if blocked.any() else float("nan"),

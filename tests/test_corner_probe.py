@@ -76,10 +76,13 @@ class StandIn:
         return {"feature": images[..., 0, 0, :2].to(torch.float32) / 100.0 - 1}
 
     def imagine(self, z0, actions):
-        if self.kind == "replay":
-            match = [e for e in self.episodes if np.array_equal(e["actions"], actions[0].numpy())
-                     and np.allclose(e["state"]["agent"][0], z0[0].numpy())]
-            return torch.as_tensor(match[0]["state"]["agent"][None], dtype=torch.float32)
+        if self.kind == "replay":  # each row's true path, found by its actions and start
+            def path(z, a):
+                return next(e["state"]["agent"] for e in self.episodes
+                            if np.array_equal(e["actions"], a) and np.allclose(e["state"]["agent"][0], z))
+
+            paths = [path(z.numpy(), a.numpy()) for z, a in zip(z0, actions, strict=True)]
+            return torch.as_tensor(np.stack(paths), dtype=torch.float32)
         zs = [z0]
         for t in range(actions.shape[1]):
             zs.append(zs[-1] + 0.5 * (actions[:, t] - zs[-1]))
