@@ -104,6 +104,12 @@ class IterationTrace:
                 self.curves[name] = np.full((self.iterations, *value.shape), np.nan)
             self.curves[name][k] = value
 
+    def stop(self, iterations: int) -> None:
+        """End the trace after ``iterations`` iterations (an early stop): the curves are cut there
+        and the solution after that iteration counts as the last snapshot."""
+        self.iterations = iterations
+        self.curves = {name: v[:iterations] for name, v in self.curves.items()}
+
     def wants_snapshot(self, k: int) -> bool:
         """Whether the solution after k iterations is kept (k = 0: initialization; always the last)."""
         return bool(self.record_every) and (k % self.record_every == 0 or k == self.iterations)

@@ -152,6 +152,16 @@ class LatCoConfig:
     rollout (shooting on LatCo's objective ½Σ softplus(−r)²), from the collocation actions (0: none)."""
     polish_lr: float = 0.05
     """Adam step size of the polish (GD's, App. B)."""
+    stop_tol: float = 0.0
+    """0 (the paper): always run all ``iterations``. > 0: stop early once every plan has converged,
+    i.e. over the last ``stop_window`` iterations each step's dynamics violation stayed within
+    ``stop_violation``·ε (the §5 rule holds it near its fixed point ε(1 − η)), the plan's mean
+    predicted reward changed by at most stop_tol·max(1, |reward|) and its actions by at most
+    stop_tol·a_max (RMS over steps). ``trace['stopped_at']`` is the number of iterations run."""
+    stop_window: int = 10
+    """Iterations over which ``stop_tol``'s changes are measured."""
+    stop_violation: float = 2.0
+    """Multiple of ε that every step's dynamics violation must stay within for ``stop_tol``'s stop."""
     reward_reference: RewardReference = "zero"
     """r_ref of the reward residual softplus(−(r − r_ref)): "zero" (default) the paper's softplus(−r);
     "best" the best predicted reward seen so far in the plan's optimization, which makes the plan
@@ -166,7 +176,8 @@ class LatCoConfig:
             "max_damping": self.max_damping >= self.damping, "solver_threads": self.solver_threads >= 1,
             "polish_iterations": self.polish_iterations >= 0, "refine_tol": self.refine_tol >= 0,
             "hold_memory": self.hold_memory >= 0, "shift": self.shift is None or self.shift >= 1,
-            "polish_lr": self.polish_lr > 0,
+            "polish_lr": self.polish_lr > 0, "stop_tol": self.stop_tol >= 0,
+            "stop_window": self.stop_window >= 1, "stop_violation": self.stop_violation > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -518,6 +529,37 @@ class CollocationLinearization:
 
 
 # ---------------------------------------------------------------------------------- the planner
+class ConvergenceMonitor:
+    """Decides ``LatCoConfig.stop_tol``'s early stop from the iterates of a batch of plans.
+
+    A plan has converged when, over the last ``window`` iterations, every step's dynamics violation
+    stayed within ``violation_max`` and its mean predicted reward and its actions moved less than the
+    tolerances; failed plans count as converged. The batch stops when all plans have converged.
+    """
+
+    def __init__(self, tol: float, window: int, violation_max: float, action_max: float) -> None:
+        self.tol, self.window, self.violation_max, self.action_max = tol, window, violation_max, action_max
+        self.history: list[tuple[Tensor, Tensor]] = []  # (reward (B,), actions (B, H, A)) per iteration
+        self.feasible_since: Tensor | None = None  # (B,) iterations in a row within the violation bound
+
+    def update(self, violation: Tensor, reward: Tensor, actions: Tensor, failed: Tensor) -> bool:
+        """Record one iteration: ``violation`` (B, H) per step, ``reward`` (B,) mean predicted reward,
+        ``actions`` (B, H, A) clipped, ``failed`` (B,). Returns True when every plan has converged."""
+        feasible = (violation <= self.violation_max).all(1).cpu()
+        if self.feasible_since is None:
+            self.feasible_since = torch.zeros_like(feasible, dtype=torch.long)
+        self.feasible_since = torch.where(feasible, self.feasible_since + 1, 0)
+        self.history.append((reward.detach().double().cpu(), actions.detach().double().cpu()))
+        if len(self.history) <= self.window:
+            return False
+        r_old, a_old = self.history.pop(0)
+        r_new, a_new = self.history[-1]
+        reward_still = (r_new - r_old).abs() <= self.tol * r_new.abs().clamp(min=1.0)
+        action_still = (a_new - a_old).pow(2).mean((1, 2)).sqrt() <= self.tol * self.action_max
+        converged = (self.feasible_since >= self.window) & reward_still & action_still
+        return bool((converged | failed.cpu()).all())
+
+
 @register_planner("latco", LatCoConfig)
 class LatCoPlanner:
     """Latent collocation (paper §4-5): optimize latents and actions jointly, enforce dynamics late."""
@@ -611,7 +653,8 @@ class LatCoPlanner:
         actions, used to choose; ``rejected_steps``; ``raw_action_max`` ``max |a|`` of the chosen plan's
         actions before clipping (≤ a_max unless ``constraints="paper"``); with
         ``reward_reference="best"``, ``reward_reference`` the plan's r_ref after each iteration's
-        update (see the module docstring); with ``record_every`` > 0,
+        update (see the module docstring); ``stopped_at`` the number of LM iterations run (fewer
+        than ``iterations`` after a ``stop_tol`` stop; the curves end there); with ``record_every`` > 0,
         ``snapshot_iteration`` (n,), ``snapshot_features`` (n, H+1, F) and ``snapshot_actions``
         (n, H, A) of the chosen plan after those iterations (0 = initialization).
         """
@@ -646,6 +689,9 @@ class LatCoPlanner:
                 trace.snapshot(k, a, features=torch.cat([z0.expand(B, 1, -1), x[..., A:]], 1))
 
         snapshot(0, x)
+        monitor = ConvergenceMonitor(cfg.stop_tol, cfg.stop_window, cfg.stop_violation * cfg.eps,
+                                     cfg.action_max) if cfg.stop_tol > 0 else None
+        stopped_at = cfg.iterations
         state = LMState.start(linearize, x, cfg.damping)
         if best:
             reference = update_reference(state)  # the initial latents count as seen
@@ -669,8 +715,18 @@ class LatCoPlanner:
                          predicted_reward=res.reward.double().mean(1),
                          action_violation=res.action_violation().mean(1),
                          lam=multipliers.lam.mean(1), nu=multipliers.nu.mean(1), damping=state.damping)
+            if monitor is not None and k + 1 < cfg.iterations:
+                executed = plan_actions(state.x, A, cfg.action_max, cfg.constraints).clamp(-cfg.action_max,
+                                                                                           cfg.action_max)
+                if monitor.update(res.dynamics_violation(), res.reward.double().mean(1), executed, state.failed):
+                    stopped_at = k + 1
+                    trace.stop(stopped_at)
+                    snapshot(stopped_at, state.x)
+                    break
             snapshot(k + 1, state.x)
-        return self._choose(model, z0, state, trace, reference)
+        plan = self._choose(model, z0, state, trace, reference)
+        plan.trace["stopped_at"] = np.asarray(stopped_at)
+        return plan
 
     def polish(self, model: LatentModel, z0: Tensor, actions: Tensor,
                reference: Tensor | None = None) -> Tensor:
