@@ -716,9 +716,10 @@ class LatCoPlanner:
                          action_violation=res.action_violation().mean(1),
                          lam=multipliers.lam.mean(1), nu=multipliers.nu.mean(1), damping=state.damping)
             if monitor is not None and k + 1 < cfg.iterations:
-                executed = plan_actions(state.x, A, cfg.action_max, cfg.constraints).clamp(-cfg.action_max,
-                                                                                           cfg.action_max)
-                if monitor.update(res.dynamics_violation(), res.reward.double().mean(1), executed, state.failed):
+                a_max = cfg.action_max
+                executed = plan_actions(state.x, A, a_max, cfg.constraints).clamp(-a_max, a_max)
+                reward = res.reward.double().mean(1)
+                if monitor.update(res.dynamics_violation(), reward, executed, state.failed):
                     stopped_at = k + 1
                     trace.stop(stopped_at)
                     snapshot(stopped_at, state.x)
