@@ -9,8 +9,10 @@ backward, Adam). Then the candidates, timed side by side in one run, alternating
 machine load hits them alike (median ms/step, ratio to the step as shipped):
 
 - ``as shipped``: ``latco.model`` as it is;
-- ``channels_last``: encoder and decoder convolutions in NHWC memory layout;
-- ``decoder bf16``: the decoder under CPU autocast to bfloat16 (the rest float32);
+- ``channels_last``: encoder and decoder convolutions in NHWC memory layout
+  (``TrainConfig.channels_last``);
+- ``decoder bf16``: the decoder under CPU autocast to bfloat16, the rest float32
+  (``TrainConfig.decoder_bf16``); and the two together;
 - ``compiled decoder``: ``torch.compile`` of the decoder (compile seconds reported apart);
 - ``decode half``: ``TrainConfig.decode_fraction = 0.5`` (half the frames reconstructed).
 
@@ -32,48 +34,20 @@ from latco.config import PROFILES, world_model_config
 from latco.model import RSSM, elbo_loss
 
 
-def _channels_last(model: RSSM) -> None:
-    """Run the encoder's and decoder's convolutions in NHWC layout (same weights, same results)."""
-    encoder, decoder = model.encoder, model.decoder
-    encoder.net.to(memory_format=torch.channels_last)
-    decoder.net.to(memory_format=torch.channels_last)
-
-    def encode(images: torch.Tensor) -> torch.Tensor:
-        lead = images.shape[:-3]
-        x = images.reshape(-1, *images.shape[-3:]).contiguous(memory_format=torch.channels_last)
-        return encoder.net(x).reshape(*lead, encoder.embed_size)
-
-    def decode(z: torch.Tensor) -> torch.Tensor:
-        lead = z.shape[:-1]
-        x = decoder.fc(z).reshape(-1, decoder.width, 1, 1).contiguous(memory_format=torch.channels_last)
-        x = decoder.net(x)
-        return x.reshape(*lead, *x.shape[-3:])
-
-    encoder.forward, decoder.forward = encode, decode
-
-
-def _decoder_bf16(model: RSSM) -> None:
-    """The decoder under bfloat16 autocast; its output cast back to float32 for the loss."""
-    plain = model.decoder.forward
-
-    def decode(z: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return plain(z).float()
-
-    model.decoder.forward = decode
-
-
 def _compiled_decoder(model: RSSM) -> None:
     model.decoder.forward = torch.compile(model.decoder.forward)
 
 
-VARIANTS: dict[str, tuple[Callable[[RSSM], None] | None, float]] = {
-    "as shipped": (None, 1.0),
-    "channels_last": (_channels_last, 1.0),
-    "decoder bf16": (_decoder_bf16, 1.0),
-    "compiled decoder": (_compiled_decoder, 1.0),
-    "decode half": (None, 0.5),
+VARIANTS: dict[str, dict[str, object]] = {
+    "as shipped": {},
+    "channels_last": {"channels_last": True},
+    "decoder bf16": {"decoder_bf16": True},
+    "channels_last + decoder bf16": {"channels_last": True, "decoder_bf16": True},
+    "compiled decoder": {"patch": _compiled_decoder},
+    "decode half": {"decode_fraction": 0.5},
 }
+"""Each variant: ``TrainConfig`` options (``channels_last``, ``decoder_bf16``, ``decode_fraction``) as
+the training loop applies them, or a ``patch`` of the model."""
 
 
 def breakdown(profile_name: str, repeats: int) -> list[dict[str, object]]:
@@ -145,17 +119,22 @@ def compare(profile_name: str, repeats: int) -> list[dict[str, object]]:
     actions = torch.rand(B, L - 1, 4) * 2 - 1
     rewards = torch.randn(B, L - 1)
     steps, setup_s, first_loss = {}, {}, {}
-    for name, (patch, fraction) in VARIANTS.items():
+    for name, options in VARIANTS.items():
         torch.manual_seed(0)
         model = RSSM(cfg)
+        tick = time.perf_counter()
+        if options.get("channels_last"):
+            model.use_channels_last()  # before the optimizer, as train_world_model does
+        if "patch" in options:
+            options["patch"](model)
         optimizer = torch.optim.Adam(model.parameters(), lr=profile.train.lr)
         generator = torch.Generator().manual_seed(0)
-        tick = time.perf_counter()
-        if patch is not None:
-            patch(model)
+        fraction, bf16 = float(options.get("decode_fraction", 1.0)), bool(options.get("decoder_bf16"))
 
-        def step(model=model, optimizer=optimizer, generator=generator, fraction=fraction) -> float:
-            loss, _ = elbo_loss(model, images, actions, rewards, generator, decode_fraction=fraction)
+        def step(model=model, optimizer=optimizer, generator=generator, fraction=fraction,
+                 bf16=bf16) -> float:
+            loss, _ = elbo_loss(model, images, actions, rewards, generator, decode_fraction=fraction,
+                                decoder_bf16=bf16)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -74,10 +74,15 @@ class Encoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.embed_size = channels * 2 * 2
 
+    channels_last = False
+    """Feed the convolutions NHWC tensors (``RSSM.use_channels_last``)."""
+
     def forward(self, images: Tensor) -> Tensor:
         lead = images.shape[:-3]
-        x = self.net(images.reshape(-1, *images.shape[-3:]))
-        return x.reshape(*lead, self.embed_size)
+        x = images.reshape(-1, *images.shape[-3:])
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x).reshape(*lead, self.embed_size)
 
 
 class Decoder(nn.Module):
@@ -99,9 +104,14 @@ class Decoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.width = width
 
+    channels_last = False
+    """Feed the transposed convolutions NHWC tensors (``RSSM.use_channels_last``)."""
+
     def forward(self, z: Tensor) -> Tensor:
         lead = z.shape[:-1]
         x = self.fc(z).reshape(-1, self.width, 1, 1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.net(x)
         return x.reshape(*lead, *x.shape[-3:])
 
@@ -257,6 +267,15 @@ class RSSM(nn.Module):
         """Mean image of p(o | z): (..., F) -> float (..., 3, S, S) in about [-0.5, 0.5]."""
         return self.decoder(z)
 
+    def use_channels_last(self, enabled: bool = True) -> RSSM:
+        """Run the encoder's and decoder's convolutions in NHWC memory layout (same numbers up to
+        rounding; faster on CPUs, ``benchmarks/train_step.py``). Returns the model."""
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        for part in (self.encoder, self.decoder):
+            part.net.to(memory_format=fmt)
+            part.channels_last = enabled
+        return self
+
     def decode_images(self, z: Tensor) -> Tensor:
         """Decoded mean images as uint8 (..., S, S, 3), for figures and videos."""
         x = (self.decode(z) + 0.5).clamp(0, 1) * 255
@@ -359,6 +378,7 @@ def elbo_loss(
     generator: torch.Generator | None = None,
     reward_scale: float = 1.0,
     decode_fraction: float = 1.0,
+    decoder_bf16: bool = False,
 ) -> tuple[Tensor, dict[str, float]]:
     """Negative ELBO of paper Eq. 4 on a batch of sequences (to minimize).
 
@@ -372,6 +392,8 @@ def elbo_loss(
     ``decode_fraction`` < 1 decodes only that fraction of the B·(T+1) frames, a uniformly random
     subset drawn with ``generator``: the image term is then the mean over the subset, an unbiased
     estimate of the full mean at a fraction of the decoder's cost (1: every frame, the ELBO as is).
+    ``decoder_bf16`` runs the decoder under bfloat16 autocast (its output, the loss and every other
+    part stay float32): cheaper convolutions, image means rounded to bf16's 8-bit mantissa.
     """
     if not 0.0 < decode_fraction <= 1.0:
         raise ValueError(f"decode_fraction must be in (0, 1], got {decode_fraction}")
@@ -384,7 +406,13 @@ def elbo_loss(
         feature = feature.reshape(frames, -1)[pick]
         images = images.reshape(frames, *images.shape[2:])[pick.to(images.device)]
     target = model.preprocess(images)
-    image_nll = 0.5 * (model.decode(feature) - target).pow(2).sum((-3, -2, -1)).mean()
+    if decoder_bf16:
+        with torch.autocast(feature.device.type, dtype=torch.bfloat16):
+            mean = model.decode(feature)
+        mean = mean.float()
+    else:
+        mean = model.decode(feature)
+    image_nll = 0.5 * (mean - target).pow(2).sum((-3, -2, -1)).mean()
     reward_pred = model.reward(out["feature"][:, 1:])
     reward_nll = 0.5 * (reward_pred - rewards.to(reward_pred)).pow(2).mean()
     kl = gaussian_kl(out["post_mean"], out["post_std"], out["prior_mean"], out["prior_std"]).mean()

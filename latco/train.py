@@ -56,6 +56,12 @@ class TrainConfig:
     """Fraction of each batch's frames the decoder reconstructs per step, a random subset
     (``elbo_loss``): an unbiased estimate of the image term at a fraction of the decoder's cost.
     1: every frame, the authors' setting."""
+    decoder_bf16: bool = False
+    """Decoder under bfloat16 autocast during training (``elbo_loss``); the saved weights and every
+    use after training stay float32. False: float32 throughout, the authors' setting."""
+    channels_last: bool = False
+    """Train with the convolutions in NHWC memory layout (``RSSM.use_channels_last``): the same
+    model up to rounding, a cheaper step on CPUs."""
     ema: float = 0.0
     """Decay of an exponential moving average of the weights, which is then the model planners use
     (``load_model``); the last weights are kept beside it. 0: no average, the authors' setting."""
@@ -156,6 +162,8 @@ def train_world_model(
     device = torch.device(device) if device is not None else default_device()
     torch.manual_seed(cfg.seed)
     model = RSSM(model_config).to(device)
+    if cfg.channels_last:
+        model.use_channels_last()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     replay.rng = np.random.default_rng(cfg.seed)
@@ -205,7 +213,7 @@ def train_world_model(
     while step < cfg.steps:
         batch = _to_torch(replay.sample(cfg.batch), device)
         loss, metrics = elbo_loss(model, batch["images"], batch["actions"], batch["rewards"], generator,
-                                  cfg.reward_scale, cfg.decode_fraction)
+                                  cfg.reward_scale, cfg.decode_fraction, cfg.decoder_bf16)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"world-model loss is {loss.item()} at step {step + 1} ({metrics}); the last good "

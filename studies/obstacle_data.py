@@ -49,7 +49,11 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "corner+dash": {"task_data.obstacle.oracle_pass": (0.35, 0.75), "task_data.obstacle.episodes": 2667,
                     "task_data.obstacle.random_episodes": 1333, "task_data.obstacle.greedy_episodes": 1333,
                     "task_data.obstacle.dash_episodes": 1333},
+    # not a data change: the base data, the decoder trained under bfloat16 autocast (0.86x the step)
+    "base+bf16": {"task_data.obstacle.oracle_pass": None, "train.decoder_bf16": True},
 }
+DATA_OF = {"base+bf16": "base"}
+"""Candidates that change only the training, not the data: they train on that candidate's data."""
 SEEDS = (0, 1, 2)
 PLANNERS = ("latco", "cem")
 
@@ -59,12 +63,17 @@ def candidate_profile(candidate: str) -> Profile:
     return get_profile("quick").with_overrides(CANDIDATES[candidate])
 
 
+def data_folder(candidate: str) -> Path:
+    """Where the candidate's offline data lives (its own folder, or the one ``DATA_OF`` names)."""
+    return ROOT / DATA_OF.get(candidate, candidate) / "data"
+
+
 def run(candidate: str, seed: int) -> None:
     """Data (shared by the candidate's seeds), the model of ``seed``, LatCo and CEM on Table 2's starts."""
     profile = candidate_profile(candidate)
     folder = ROOT / candidate
-    data_dir = folder / "data"
-    if candidate != "base":
+    data_dir = data_folder(candidate)
+    if candidate != "base" and candidate not in DATA_OF:
         # random and greedy episodes do not depend on the oracle: the same as base's, copied if made
         for split in ("random", "greedy"):
             src = ROOT / "base" / "data" / split
@@ -112,7 +121,7 @@ def report() -> pd.DataFrame:
                 continue
             model = load_model(model_dir)
             row: dict[str, object] = {"candidate": candidate, "seed": seed}
-            train = _probe_train(candidate_profile(candidate), folder / "data")
+            train = _probe_train(candidate_profile(candidate), data_folder(candidate))
             probe = diagnostics.corner_probe(model, train, dashes)
             row.update({k: probe[k] for k in ("false_pass", "false_block", "corner_error_px")})
             blocked = probe["blocked"]  # the same dashes for every model

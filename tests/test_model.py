@@ -379,3 +379,53 @@ def test_weight_average_is_the_warmed_up_ema_of_the_trained_weights_and_survives
     with pytest.raises(ValueError, match="without a weight average"):  # resuming it with one
         averaged = TrainConfig(**{**cfg.__dict__, "steps": 3})
         train_world_model(TINY, Replay(episodes, 6), tmp_path / "c", averaged, device="cpu", progress=False)
+
+
+def _loss_and_grads(model: RSSM, batch: tuple, **options) -> tuple[float, torch.Tensor]:
+    model.zero_grad(set_to_none=True)
+    loss, _ = elbo_loss(model, *batch, torch.Generator().manual_seed(0), **options)
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def test_channels_last_computes_the_same_loss_and_gradients():
+    torch.manual_seed(6)
+    plain = RSSM(TINY)
+    nhwc = RSSM(TINY)
+    nhwc.load_state_dict(plain.state_dict())
+    nhwc.use_channels_last()
+    assert nhwc.decoder.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    batch = square_batch(2, T=6)
+    loss, grads = _loss_and_grads(plain, batch)
+    loss_cl, grads_cl = _loss_and_grads(nhwc, batch)
+    assert loss_cl == pytest.approx(loss, rel=1e-5)
+    torch.testing.assert_close(grads_cl, grads, rtol=1e-4, atol=1e-5)
+    nhwc.use_channels_last(False)
+    assert nhwc.decoder.net[0].weight.is_contiguous() and not nhwc.decoder.channels_last
+
+
+def test_decoder_bf16_approximates_the_float32_loss_and_gradient():
+    """bf16 rounds the decoded means to 8 mantissa bits: the loss within 1 %, the gradient aligned."""
+    torch.manual_seed(7)
+    model = RSSM(TINY)
+    batch = square_batch(2, T=6)
+    loss, grads = _loss_and_grads(model, batch)
+    loss_bf, grads_bf = _loss_and_grads(model, batch, decoder_bf16=True)
+    assert loss_bf != loss and loss_bf == pytest.approx(loss, rel=1e-2)
+    cosine = torch.nn.functional.cosine_similarity(grads, grads_bf, dim=0)
+    assert cosine > 0.99
+
+
+def test_training_with_channels_last_and_bf16_saves_a_plain_float32_model(tmp_path):
+    replay = Replay(moving_square_episodes(8), length=8, seed=0)
+    cfg = TrainConfig(steps=40, batch=8, length=8, lr=3e-3, log_every=10, checkpoint_every=20,
+                      channels_last=True, decoder_bf16=True)
+    trained = train_world_model(TINY, replay, tmp_path, cfg, device="cpu", progress=False)
+    import pandas as pd
+
+    metrics = pd.read_csv(tmp_path / METRICS)
+    assert metrics["image_nll"].iloc[-1] < 0.8 * metrics["image_nll"].iloc[0]  # it learns
+    loaded = load_model(tmp_path)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    z = torch.randn(3, TINY.stoch + TINY.deter)
+    torch.testing.assert_close(loaded.decode(z), trained.decode(z), rtol=1e-5, atol=1e-5)
