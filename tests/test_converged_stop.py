@@ -60,3 +60,21 @@ def test_stop_ends_early_near_the_optimum(problem: str) -> None:
 def test_bad_stop_options_are_refused(option: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(option))):
         LatCoConfig(**option)
+
+
+def test_first_torch_func_jacobian_says_what_it_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model without predict_mean_jacobian: one warning naming the cost and the way around it,
+    given once per process and only while torch._dynamo is not loaded yet."""
+    import latco.planners.latco as latco_module
+
+    model, z0, H = analytic.problems()["point-mass"]
+    assert not hasattr(model, "predict_mean_jacobian")
+    monkeypatch.setattr(latco_module, "_AUTOGRAD_NOTED", False)
+    monkeypatch.setattr(latco_module, "_dynamo_loaded", lambda: False)
+    with pytest.warns(UserWarning, match=r"torch\._dynamo: a one-time"):
+        make_planner("latco", iterations=2).plan(model, z0, H)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second plan is silent
+        make_planner("latco", iterations=2).plan(model, z0, H)

@@ -45,7 +45,8 @@ class LatentModel(Protocol):
     Without ``predict_mean_jacobian``, LatCo takes ∂μ/∂(z, a) with ``torch.func`` (vmap of jacrev),
     which needs a functional ``predict_mean``: no in-place ops on its inputs, no ``.item()``,
     ``float()`` or numpy round trips, no Python control flow on tensor values (use
-    ``torch.where``). The first such call in a process pays torch.func's warm-up: 0.9-1.3 s
+    ``torch.where``). The first such call in a process pays torch.func's warm-up (its first
+    backward imports ``torch._dynamo``; LatCo says so once in a warning): 0.9-1.3 s
     measured on 2 CPU cores with a 2-feature plain-class model (``latco.analytic.Pendulum``, one
     (30, 2) batch), 3.4 s while other jobs loaded the cores; 1 ms per call afterwards. A first
     default LatCo plan on ``PointMass`` took 1.5 s, the next ones 0.4 s.

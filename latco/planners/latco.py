@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Literal
@@ -198,12 +199,36 @@ def check_reward_reference(value: object) -> None:
 
 
 # ------------------------------------------------------------------------- model derivatives
+def _dynamo_loaded() -> bool:
+    return "torch._dynamo" in sys.modules
+
+
+_AUTOGRAD_NOTED = False
+
+
+def _note_first_autograd_jacobian() -> None:
+    """Say once per process what the first torch.func Jacobian costs: torch.func imports
+    ``torch._dynamo`` on its first backward (3-7 s on a 2-core CPU, measured), whatever the model."""
+    global _AUTOGRAD_NOTED
+    if _AUTOGRAD_NOTED or _dynamo_loaded():
+        return
+    _AUTOGRAD_NOTED = True
+    warnings.warn(
+        "LatCo: the model has no predict_mean_jacobian(z, a), so ∂μ/∂(z, a) comes from torch.func "
+        "(vmap of jacrev), whose first call imports torch._dynamo: a one-time 3-7 s on a 2-core CPU. "
+        "Later calls do not pay it. To avoid it, give the model an analytic "
+        "predict_mean_jacobian(z, a) -> (∂μ/∂z (..., F, F), ∂μ/∂a (..., F, A)) (latco.model.RSSM has one; "
+        "it is also 5-6x faster per call), or import torch._dynamo at start-up where the time matters "
+        "less.", UserWarning, stacklevel=4)
+
+
 def dynamics_jacobian(model: LatentModel, z: Tensor, a: Tensor, mode: str = "auto") -> tuple[Tensor, Tensor]:
     """(∂μ/∂z (..., F, F), ∂μ/∂a (..., F, A)) at (z, a): analytic if the model offers it, else torch.func."""
     if mode != "autograd" and hasattr(model, "predict_mean_jacobian"):
         return model.predict_mean_jacobian(z, a)
     if mode == "analytic":
         raise ValueError("jacobian='analytic' but the model has no predict_mean_jacobian(z, a)")
+    _note_first_autograd_jacobian()
     lead, Fz, A = z.shape[:-1], z.shape[-1], a.shape[-1]
     jac = torch.func.vmap(torch.func.jacrev(model.predict_mean, argnums=(0, 1)))
     dz, da = jac(z.reshape(-1, Fz), a.reshape(-1, A))
