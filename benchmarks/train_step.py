@@ -28,8 +28,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from latco.config import PROFILES, world_model_config
 from latco.model import RSSM, elbo_loss
+from latco.paper.profiles import PROFILES, world_model_config
 
 
 def _channels_last(model: RSSM) -> None:

@@ -168,7 +168,7 @@ class Profile:
     """Models and planners want a GPU: the Snakefile asks a cluster for one per heavy job and gives
     each 4 threads (on CPUs: 1 thread per job, so two jobs share 2 cores)."""
     figures_dir: str = "figures"
-    """Where the figures and tables go, relative to the checkout (``latco.paths.figures_dir``)."""
+    """Where the figures and tables go, relative to the checkout (``latco.paper.paths.figures_dir``)."""
     timing: TimingConfig = TimingConfig(budget_s=None, compare_paper=False, paper_sized_model=True,
                                         horizons=(10, 30, 60, 120), repeats=3)
     """Notebook 14's measurements."""
@@ -176,9 +176,9 @@ class Profile:
     """The dotted-path overrides this profile was made with (``with_overrides``; empty: as defined)."""
 
     def with_overrides(self, overrides: dict[str, object] | None) -> Profile:
-        """This profile with ``{"planners.latco.iterations": 100, ...}`` applied (``latco.settings``);
+        """This profile with ``{"planners.latco.iterations": 100, ...}`` applied (``latco.paper.settings``);
         an unknown path or a value of the wrong type raises ``SettingsError`` naming the valid ones."""
-        from latco.settings import apply_overrides
+        from latco.paper.settings import apply_overrides
 
         return apply_overrides(self, overrides)
 
@@ -389,7 +389,7 @@ def eval_episodes(profile: Profile, task_eval_episodes: int) -> int:
 
 def make_profile_planner(profile: Profile, name: str, **overrides: object):
     """Planner ``name`` with the profile's budget, then ``overrides`` on top (e.g. from a notebook)."""
-    from latco.planners import make_planner  # planners import the model; keep config import-light
+    from latco.planners import make_planner  # planners import the model; keep profiles import-light
 
     return make_planner(name, **{**profile.planners.get(name, {}), **overrides})
 
