@@ -36,7 +36,7 @@ lint: $(VENV)/.installed
 test: setup lint
 	$(PY) -m pytest
 	# notebooks 10-14 only read results: make the smoke profile's first (about a minute)
-	$(PY) -m latco.produce --profile smoke
+	$(PY) -m latco.paper.produce --profile smoke
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 		$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/ --nbval-sanitize-with notebooks/sanitize.cfg -o addopts=""; \
 	fi

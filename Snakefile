@@ -1,6 +1,6 @@
 """Rebuild every figure and table of the paper: `snakemake --cores 4 all [--config profile=...]`.
 
-Any profile setting can be changed for one rebuild by its dotted path (latco/settings.py):
+Any profile setting can be changed for one rebuild by its dotted path (latco/paper/settings.py):
 
     snakemake --cores 4 all --config profile=quick set="planners.latco.iterations=100 task_train_steps.obstacle=9000"
 
@@ -9,10 +9,10 @@ Any profile setting can be changed for one rebuild by its dotted path (latco/set
 digest of the settings its job depends on as `params`, so Snakemake re-runs exactly the jobs a
 changed setting affects, and what reads their results.
 
-Each rule runs one notebook through papermill (latco.workflow: written to a temporary file and
+Each rule runs one notebook through papermill (latco.paper.workflow: written to a temporary file and
 renamed when done, so a killed run re-runs only unfinished jobs, and those resume inside).
 Executed notebooks go to <results>/notebooks/, figures and tables to the figures directory.
-The tasks, planners and seeds of each stage come from the profile (latco/config.py).
+The tasks, planners and seeds of each stage come from the profile (latco/paper/profiles.py).
 """
 
 import json
@@ -22,10 +22,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from latco import paths, results, settings
-from latco.config import get_profile
+from latco.paper import paths, results, settings
+from latco.paper.profiles import get_profile
 from latco.envs import TASKS
-from latco.manifest import FIG3_PLANNER, FIG4_PLANNERS, FIGURES
+from latco.paper.manifest import FIG3_PLANNER, FIG4_PLANNERS, FIGURES
 from latco.planners import available_planners
 
 
@@ -52,11 +52,11 @@ GPU = PROF.gpu  # the paper profile's models and planners want a GPU; quick and 
 # On CPUs one thread per job, so two jobs share 2 cores: torch's second thread buys little on these
 # small models and busy-waits whenever another job runs (measured). With a GPU, feed it with 4.
 HEAVY_THREADS = 4 if GPU else 1
-RUN = f"{sys.executable} -m latco.workflow"  # the Python that runs snakemake (the venv)
+RUN = f"{sys.executable} -m latco.paper.workflow"  # the Python that runs snakemake (the venv)
 COMMON = f"-p profile {PROFILE} -p results {R} -p seed {SEED} -p overrides {OVR}"
 
 # (task, planner, model seed, T_cache or None): every planner on every model of a task, then the
-# closed-loop evaluations beyond the paper (latco/config.py: task_models, closed_loop)
+# closed-loop evaluations beyond the paper (latco/paper/profiles.py: task_models, closed_loop)
 OFFLINE = PROF.offline_runs(SEED)
 EXTRA_MODELS = [(t, s) for t in TASKS for s in PROF.model_seeds(t, SEED) if s != SEED]
 ONLINE = PROF.online_runs()
@@ -71,7 +71,7 @@ def minutes(quick_hours: float, paper_hours: float) -> int:
     return int(60 * (paper_hours if PROFILE == "paper" else quick_hours if PROFILE == "quick" else 0.1)) + 10
 
 
-# The result files each producer rule marks finished (latco.results): consumers depend on them.
+# The result files each producer rule marks finished (latco.paper.results): consumers depend on them.
 def data_done(task): return results.data_done(R, task)
 def model_done(task, seed=SEED): return results.model_done(R, task, seed)
 def offline_done(task, planner, mseed=SEED, tcache=None): return results.offline_done(R, task, planner, mseed, tcache)
@@ -82,7 +82,7 @@ def offline_nb(task, planner, mseed=SEED, tcache=None):
 def online_done(task, planner, seed): return results.online_done(R, task, planner, seed)
 
 
-# What each job's result depends on (latco.settings), as a digest: Snakemake's params trigger re-runs
+# What each job's result depends on (latco.paper.settings), as a digest: Snakemake's params trigger re-runs
 # a job whose digest changed since its last run, and then everything that reads its output.
 def data_params(w): return settings.digest(settings.data_settings(PROF, w.task, SEED))
 def model_params(w):

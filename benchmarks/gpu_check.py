@@ -4,7 +4,7 @@ Usage: python benchmarks/gpu_check.py --out DIR [--budget-s 540] [--device cuda]
 
 (a) seconds per 30-step plan on the paper-sized RSSM (random weights): LatCo at paper settings with
     ``n_plans`` 1 and 8, CEM 100 × 10 000, GD 500 (slow rows timed over fewer iterations and scaled,
-    ``latco.benchmark.seconds_per_plan``); (b) world-model training steps at 64 px, batch 50 × 50,
+    ``latco.paper.benchmark.seconds_per_plan``); (b) world-model training steps at 64 px, batch 50 × 50,
     and peak GPU memory; (c) a paper-profile slice end to end: collect Obstacle episodes, train the
     paper-sized model for the minutes left, evaluate LatCo, CEM and GD on a few starts. Each part
     writes ``DIR/<part>.csv`` and ``.md`` as soon as it is done; a part that raises is recorded in
@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latco.benchmark import random_model, seconds_per_plan
-from latco.config import DataConfig, get_profile, make_profile_planner, world_model_config
 from latco.model import WorldModelConfig, elbo_loss
+from latco.paper.benchmark import random_model, seconds_per_plan
+from latco.paper.profiles import DataConfig, get_profile, make_profile_planner, world_model_config
 
 TINY_MODEL = WorldModelConfig(action_size=4, image_size=32, depth=4, stoch=4, deter=8, hidden=16,
                               reward_hidden=16)
@@ -96,8 +96,8 @@ def training(device: torch.device, tiny: bool, steps: int) -> tuple[pd.DataFrame
 
 def pipeline(device: torch.device, tiny: bool, out: Path, deadline: float, step_s: float) -> pd.DataFrame:
     """(c) collect Obstacle data, train the profile's model until the deadline, evaluate three planners."""
-    from latco import offline, recipe
     from latco.agent import evaluate
+    from latco.paper import offline, recipe
 
     profile = get_profile("smoke" if tiny else "paper")
     if not tiny:  # a few hundred episodes, the paper's mix

@@ -1,7 +1,7 @@
 """Where an online run's time goes: seed data, training, collecting and evaluating, per run.
 
 Usage: python benchmarks/online_time.py [results/quick]
-Reads every online run's ``phases.csv`` (``latco.online``) and prints minutes per phase and run,
+Reads every online run's ``phases.csv`` (``latco.paper.online``) and prints minutes per phase and run,
 the seconds per collected and per evaluation episode, the sum over runs, and what 3 seeds per
 (task, planner) would cost on 2 and 4 cores (job time / cores: the lower bound Snakemake reaches
 when the cores are never idle).
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latco.online import PHASES, phase_times
+from latco.paper.online import PHASES, phase_times
 
 
 def main() -> None:

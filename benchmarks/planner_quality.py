@@ -8,7 +8,7 @@ Part 1, analytic (``latco.analytic``; the true dynamics are the model): each pla
 Σ r of its returned actions against the best of 8 L-BFGS-B solves of the same return on the true
 dynamics, for several planner seeds, and LatCo's own objective ½Σ softplus(−r)² against its
 L-BFGS-B optimum. Part 2, trained models (``make paper`` makes them): from held-out first frames,
-each planner's model return against wall time (``latco.benchmark.return_vs_time``); the table gives
+each planner's model return against wall time (``latco.paper.benchmark.return_vs_time``); the table gives
 the final return and the first time it reaches paper-setting CEM's final return (100 × 10 000).
 Prints Markdown tables; with ``--out``, writes them as CSV beside that prefix.
 """
@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latco import analytic, paths
-from latco.benchmark import return_vs_time, time_to_reach
-from latco.config import get_profile
+from latco import analytic
+from latco.paper import paths
+from latco.paper.benchmark import return_vs_time, time_to_reach
+from latco.paper.profiles import get_profile
+from latco.paper.results import heldout_starts
 from latco.planners import make_planner
-from latco.results import heldout_starts
 
 ANALYTIC_PLANNERS = {
     "LatCo (default)": ("latco", {}),

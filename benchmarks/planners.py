@@ -26,10 +26,10 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 import numpy as np
 import torch
 
-from latco import benchmark, paths, plotting
-from latco import results as readers
-from latco.config import PROFILES
 from latco.model import WorldModelConfig
+from latco.paper import benchmark, paths, plotting
+from latco.paper import results as readers
+from latco.paper.profiles import PROFILES
 
 NAMES = benchmark.TIMED_PLANNERS  # every registered planner
 

@@ -34,8 +34,8 @@ from torch import Tensor
 
 import latco.planners.cem as cem_module
 import latco.planners.icem as icem_module
-from latco.benchmark import random_model
 from latco.model import RSSM, WorldModelConfig
+from latco.paper.benchmark import random_model
 from latco.planners import make_planner
 from latco.planners.base import LatentModel
 from latco.planners.evaluate import rollout, rollout_return

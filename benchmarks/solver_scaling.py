@@ -21,8 +21,8 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 # isort: on
 import torch
 
-from latco import benchmark, plotting
 from latco.model import WorldModelConfig
+from latco.paper import benchmark, plotting
 
 
 def main() -> None:

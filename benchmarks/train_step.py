@@ -30,8 +30,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from latco.config import PROFILES, world_model_config
 from latco.model import RSSM, elbo_loss
+from latco.paper.profiles import PROFILES, world_model_config
 
 
 def _compiled_decoder(model: RSSM) -> None:

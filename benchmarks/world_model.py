@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from latco.config import PROFILES, world_model_config
 from latco.model import RSSM, elbo_loss
+from latco.paper.profiles import PROFILES, world_model_config
 from latco.train import default_device
 
 

@@ -8,6 +8,7 @@ generated from the docstrings.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -57,6 +58,27 @@ autodoc_preserve_defaults = True  # defaults as written in the source, not their
 # Document what a module defines, not what its __all__ re-exports (that is documented where it is
 # defined), so no object is described twice.
 autodoc_default_options = {"ignore-module-all": True}
+
+
+def prune_stale_api_pages(folder: Path = DOCS / "api" / "generated") -> list[str]:
+    """Delete the generated pages of modules this checkout no longer has (a module moved or removed
+    since the last build): autosummary writes pages but never removes one, and a stale page fails the
+    -W build of a checkout that built the site before (its module does not import, or one imported
+    from another install documents its objects twice)."""
+    stale = []
+    for page in sorted(folder.glob("latco*.rst")):
+        try:
+            spec = importlib.util.find_spec(page.stem)
+        except ImportError:  # a parent that is no longer a package
+            spec = None
+        origin = getattr(spec, "origin", None)
+        if origin is None or not Path(origin).resolve().is_relative_to(ROOT):
+            page.unlink()
+            stale.append(page.stem)
+    return stale
+
+
+prune_stale_api_pages()
 
 # --- HTML --------------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"

@@ -1,5 +1,11 @@
 """latco: Model-Based Reinforcement Learning via Latent-Space Collocation.
 
+The library is ``latco.<module>``: the environments (``envs``), the world model and its training
+(``model``, ``train``, ``replay``, ``data``), the collocation solver and the planners (``solver``,
+``planners``, ``analytic``), the agent (``agent``) and what it writes to disk (``storage``). The paper's
+rebuild (profiles, producers, readers, figures, tables, the Snakefile's jobs) is ``latco.paper``,
+which uses the library and is never imported by it.
+
 Thread settings are applied before numpy/torch are imported by anything in this package:
 with 2 cores, OpenMP's busy-waiting makes torch 5-15x slower under any other load, and
 OpenBLAS is fastest single-threaded on the small blocks the LM solver factorizes.

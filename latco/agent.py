@@ -27,7 +27,7 @@ from latco import data, envs
 from latco.model import RSSM
 from latco.planners.base import Plan, Planner, reseed
 from latco.planners.evaluate import rollout_return
-from latco.records import EvaluationLog
+from latco.storage import EvaluationLog
 
 
 @dataclass
@@ -196,7 +196,7 @@ def evaluate(
     (the authors' criterion); ``final_distance`` comes from the true state (reporting only);
     ``predicted_reward``/``achieved_reward`` sum over the episode's plans (Table 3). With
     ``out_dir``, every episode and its plans are saved as they finish and the table at the end
-    (``latco.records``); a re-run skips finished episodes (resume after a crash), and a folder that
+    (``latco.storage``); a re-run skips finished episodes (resume after a crash), and a folder that
     holds an evaluation of another task, seed or planner setting is an error, not a resume.
     """
     image_size = image_size or model.cfg.image_size

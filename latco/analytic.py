@@ -23,7 +23,7 @@ from torch import Tensor
 
 
 class LinearModel:
-    """z' = A z + B a with reward −‖z − goal‖²: convex, and at |a| ≤ 1 the bound is active."""
+    """z' = A z + B a with reward −‖z − goal‖²: convex, and at ``|a| ≤ 1`` the bound is active."""
 
     def __init__(self, F: int = 4, A: int = 2, seed: int = 1) -> None:
         g = torch.Generator().manual_seed(seed)

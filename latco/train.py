@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm  # text bars: notebooks run headless through papermill (no ipywidgets)
 
-from latco import records
+from latco import storage
 from latco.model import RSSM, WorldModelConfig, elbo_loss
 from latco.replay import Replay
 
@@ -247,7 +247,7 @@ _METRIC_FIELDS = ["step", "loss", "image_nll", "reward_nll", "kl", "grad_norm", 
 
 
 def _append_metrics(path: Path, row: dict[str, float]) -> None:
-    records.append_csv_row(path, _METRIC_FIELDS, row)
+    storage.append_csv_row(path, _METRIC_FIELDS, row)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

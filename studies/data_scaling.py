@@ -7,7 +7,7 @@ Usage: python studies/data_scaling.py --task reach --steps 30000 60000 [--balanc
 Each (size, balance) trains the profile's world model at its fixed training budget on that much
 offline data (the profile's oracle : random : greedy mix), measures the reward head on held-out
 and imagined windows, and evaluates each planner offline from the same start states
-(`latco.scaling`). Everything resumes from --root. Prints every finished run as a Markdown
+(`latco.paper.scaling`). Everything resumes from --root. Prints every finished run as a Markdown
 table and redraws the figure from all runs under --root.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-from latco import plotting, scaling
-from latco.config import get_profile
+from latco.paper import plotting, scaling
+from latco.paper.profiles import get_profile
 
 
 def main() -> None:

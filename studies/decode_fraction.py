@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from latco import diagnostics, offline, paths, recipe
-from latco.config import get_profile
+from latco.paper import diagnostics, offline, paths, recipe
+from latco.paper.profiles import get_profile
 
 
 def run(task: str, fraction: float, steps: int, root: Path, planners: tuple[str, ...]) -> dict:
@@ -54,7 +54,7 @@ def summarize(model, heldout, task: str, fraction: float, steps: int, seconds: f
 
 def summary(task: str, root: Path) -> pd.DataFrame:
     """Every finished run of ``task`` beside the quick model itself (all frames, the profile's steps)."""
-    from latco import results
+    from latco.paper import results
 
     quick = paths.results_dir("quick")
     model = results.model(quick, task)

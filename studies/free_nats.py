@@ -25,8 +25,8 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 # isort: on
 import pandas as pd
 
-from latco import analyses, diagnostics, offline, paths, recipe
-from latco.config import get_profile
+from latco.paper import analyses, diagnostics, offline, paths, recipe
+from latco.paper.profiles import get_profile
 
 
 def main() -> None:

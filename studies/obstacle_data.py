@@ -35,11 +35,11 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 import pandas as pd
 import torch
 
-from latco import diagnostics
-from latco.config import Profile, get_profile
-from latco.offline import offline_evaluation, world_model_for_task
-from latco.recipe import corner_dashes, oracle_data
-from latco.results import MODEL_DONE
+from latco.paper import diagnostics
+from latco.paper.offline import offline_evaluation, world_model_for_task
+from latco.paper.profiles import Profile, get_profile
+from latco.paper.recipe import corner_dashes, oracle_data
+from latco.paper.results import MODEL_DONE
 from latco.train import load_model
 
 ROOT = Path("results/studies/obstacle_data")

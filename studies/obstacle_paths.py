@@ -14,7 +14,7 @@ import argparse
 
 import pandas as pd
 
-from latco import analyses, paths
+from latco.paper import analyses, paths
 
 
 def main() -> None:

@@ -22,10 +22,10 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 # isort: on
 import pandas as pd
 
-from latco import offline, paths
 from latco.agent import evaluate
-from latco.config import get_profile, make_profile_planner
 from latco.envs.tasks import task_spec
+from latco.paper import offline, paths
+from latco.paper.profiles import get_profile, make_profile_planner
 from latco.train import load_model
 
 VARIANTS = {

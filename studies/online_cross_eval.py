@@ -19,8 +19,8 @@ import latco  # noqa: F401  (sets the OMP/OpenBLAS thread defaults before numpy 
 # isort: on
 import pandas as pd
 
-from latco import analyses, paths
-from latco.config import get_profile
+from latco.paper import analyses, paths
+from latco.paper.profiles import get_profile
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ the planners imagine?
 
     python studies/state_probe.py [--results results/quick] [--tasks reach push] [--horizons 10 30]
 
-``latco.diagnostics.state_probe`` per task and position (``diagnostics.PROBED_POSITIONS``): a linear
+``latco.paper.diagnostics.state_probe`` per task and position (``diagnostics.PROBED_POSITIONS``): a linear
 probe fitted from the filtered features of the first ``--train-episodes`` training episodes to the
 true positions, scored by R² on the held-out episodes, on their filtered features and on features
 imagined open loop under their own actions for each horizon. Notebook 02 shows the same table per
@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from latco import data, diagnostics, paths, results
+from latco import data
+from latco.paper import diagnostics, paths, results
 
 
 def main() -> None:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from latco import offline, recipe
 from latco.agent import evaluate
-from latco.config import get_profile, make_profile_planner
-from latco.records import EvaluationLog
+from latco.paper import offline, recipe
+from latco.paper.profiles import get_profile, make_profile_planner
+from latco.storage import EvaluationLog
 from latco.train import CHECKPOINT, load_model
 
 VALIDATION_SEED = 6_000_000

@@ -1,4 +1,4 @@
-"""latco.benchmark: the yardstick curves and the solver-scaling table on a smoke-sized model."""
+"""latco.paper.benchmark: the yardstick curves and the solver-scaling table on a smoke-sized model."""
 
 from dataclasses import replace
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latco import benchmark
-from latco.config import PROFILES
+from latco.paper import benchmark
+from latco.paper.profiles import PROFILES
 from latco.planners.evaluate import rollout_return
 
 
@@ -57,7 +57,7 @@ def test_gpu_check_runs_tiny_on_the_cpu(tmp_path):
     its table, so the script a lent accelerator gets is known to work up to the device."""
     import importlib.util
 
-    from latco import paths
+    from latco.paper import paths
 
     spec = importlib.util.spec_from_file_location("gpu_check", paths.ROOT / "benchmarks" / "gpu_check.py")
     gpu_check = importlib.util.module_from_spec(spec)

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from latco.config import PAPER_STEPS, DataConfig, get_profile
 from latco.envs import TASKS
+from latco.paper.profiles import PAPER_STEPS, DataConfig, get_profile
 
 
 def test_paper_profile_collects_the_papers_200k_steps_per_task():
@@ -77,8 +77,8 @@ def test_online_runs_per_task_and_the_seeds_switch():
 
 
 def test_offline_runs_cover_every_model_and_the_closed_loop_rows():
-    from latco import paths
-    from latco.config import get_profile
+    from latco.paper import paths
+    from latco.paper.profiles import get_profile
 
     quick = get_profile("quick")
     assert quick.model_seeds("obstacle") == (0, 1, 2) and quick.model_seeds("reach") == (0,)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from latco import data, diagnostics, envs
+from latco import data, envs
 from latco.envs.obstacle import GOAL, WALL, obstacle_reward
 from latco.envs.oracle import obstacle_waypoint
+from latco.paper import diagnostics
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latco import envs, figures, plotting
+from latco import envs
 from latco.data import Episode
 from latco.model import RSSM, WorldModelConfig
+from latco.paper import figures, plotting
 
 
 def test_provenance_names_profile_commit_and_date():

@@ -214,7 +214,7 @@ def test_replay_samples_every_window_uniformly():
 
 
 def test_roc_auc_matches_pair_counting():
-    from latco.diagnostics import roc_auc
+    from latco.paper.diagnostics import roc_auc
 
     rng = np.random.default_rng(5)
     scores = np.round(rng.normal(size=80), 1)  # rounding makes ties
@@ -227,7 +227,7 @@ def test_roc_auc_matches_pair_counting():
 
 
 def test_open_loop_follows_the_true_actions():
-    from latco.diagnostics import open_loop, reward_quality
+    from latco.paper.diagnostics import open_loop, reward_quality
 
     torch.manual_seed(6)
     model = RSSM(TINY).eval()
@@ -250,7 +250,7 @@ def test_open_loop_follows_the_true_actions():
 
 
 def test_open_loop_under_other_actions_and_action_sensitivity():
-    from latco.diagnostics import action_sensitivity, open_loop
+    from latco.paper.diagnostics import action_sensitivity, open_loop
 
     torch.manual_seed(7)
     model = RSSM(TINY).eval()
@@ -277,7 +277,7 @@ def test_open_loop_under_other_actions_and_action_sensitivity():
 
 
 def test_most_moving_episode_picks_the_longest_path():
-    from latco.diagnostics import most_moving_episode
+    from latco.paper.diagnostics import most_moving_episode
 
     still = {"state": {"agent": np.zeros((11, 2)), "goal": np.ones((11, 2))}}
     slow = {"state": {"agent": np.linspace(0, 1, 11)[:, None] * [1, 0], "goal": np.ones((11, 2))}}
@@ -320,7 +320,7 @@ def test_balanced_replay_draws_its_fraction_from_rewarded_windows_uniformly():
 
 
 def test_imagined_reward_calibration_matches_per_window_open_loop():
-    from latco.diagnostics import imagined_reward_calibration, open_loop
+    from latco.paper.diagnostics import imagined_reward_calibration, open_loop
 
     torch.manual_seed(8)
     model = RSSM(TINY).eval()

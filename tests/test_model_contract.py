@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from latco.benchmark import random_model
 from latco.model import WorldModelConfig
+from latco.paper.benchmark import random_model
 from latco.planners import ModelContractError, check_model_contract, make_planner, planner_config
 from latco.planners import base as planners_base
 

@@ -11,18 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latco.analyses import cross_evaluation
-from latco.config import get_profile
 from latco.data import load_episodes
 from latco.envs import task_spec
-from latco.online import PHASES, phase_times
+from latco.paper.analyses import cross_evaluation
+from latco.paper.online import PHASES, phase_times
+from latco.paper.profiles import get_profile
 from latco.train import CHECKPOINT, load_checkpoint
 
 RUN = textwrap.dedent(
     """
     import dataclasses, sys
-    from latco.config import get_profile
-    from latco.online import online_training
+    from latco.paper.profiles import get_profile
+    from latco.paper.online import online_training
 
     smoke = get_profile("smoke")
     profile = dataclasses.replace(smoke, task_online={}, online=dataclasses.replace(
@@ -88,9 +88,9 @@ def test_offline_to_online_run_starts_from_the_offline_model_and_data(tmp_path):
     """start="offline": no seed episodes; the run's model continues the offline checkpoint (its steps
     plus train_steps_per_episode per collected episode) on the offline data plus the collected
     episodes; a re-trained offline model re-makes the run; a missing one is a clear error."""
-    from latco import offline, paths, recipe
-    from latco.online import online_evaluations, online_training
-    from latco.settings import read_record
+    from latco.paper import offline, paths, recipe
+    from latco.paper.online import online_evaluations, online_training
+    from latco.paper.settings import read_record
 
     smoke = get_profile("smoke")
     profile = smoke.with_overrides({"online.start": "offline", "online.episodes": 2, "online.eval_every": 2,
@@ -122,7 +122,7 @@ def test_offline_to_online_run_starts_from_the_offline_model_and_data(tmp_path):
     assert load_checkpoint(run_dir / "model" / CHECKPOINT)["step"] == offline_steps + 4 + 4
     assert (run_dir.parent / "seed3.replaced").exists()
     # a profile whose offline model differs from the one on disk never starts from it
-    from latco.settings import SettingsMismatch
+    from latco.paper.settings import SettingsMismatch
 
     with pytest.raises(SettingsMismatch, match="train.steps"):
         online_training(task, "latco", profile, paths.online_dir(results, task, "latco", 4), seed=4,

@@ -7,9 +7,9 @@ import torch
 from test_latco import rollout_cost, scipy_reference
 
 from latco.analytic import LinearModel
-from latco.benchmark import random_model
-from latco.config import PROFILES, make_profile_planner
 from latco.model import WorldModelConfig
+from latco.paper.benchmark import random_model
+from latco.paper.profiles import PROFILES, make_profile_planner
 from latco.planners import PlanningError, available_planners, make_planner
 from latco.planners.evaluate import rollout, rollout_return
 from latco.planners.icem import colored_noise

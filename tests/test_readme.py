@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from latco.paths import ROOT
+from latco.paper.paths import ROOT
 
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
 
@@ -25,17 +25,17 @@ def test_the_readme_is_a_newcomers_path():
     lines = README.splitlines()
     assert len(README) <= 15_000, f"README.md is {len(README)} characters; move detail to docs/"
     assert "make paper" in "\n".join(lines[:40]) and "make test" in "\n".join(lines[:40])
-    from latco.tables import README_START
+    from latco.paper.tables import README_START
 
     assert any(README_START in line for line in lines[:120]), "the headline results moved down"
 
 
 def test_the_readme_headline_is_the_workflows_tables():
-    from latco.paths import FIGURES
-    from latco.tables import README_END, README_START, readme_headline
+    from latco.paper.paths import FIGURES
+    from latco.paper.tables import README_END, README_START, readme_headline
 
     block = README[README.index(README_START):README.index(README_END) + len(README_END)]
-    assert block == readme_headline(FIGURES), "run `python -m latco.tables README.md` after a rebuild"
+    assert block == readme_headline(FIGURES), "run `python -m latco.paper.tables README.md` after a rebuild"
 
 
 def test_every_page_the_readme_links_exists():

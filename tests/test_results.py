@@ -1,4 +1,5 @@
-"""latco.results: the readers return what the producers computed, and a missing result names its maker."""
+"""latco.paper.results: the readers return what the producers computed, and a missing result names
+its maker."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from latco import offline, online, paths, records, results
-from latco.config import get_profile
+from latco import storage
+from latco.paper import offline, online, paths, results
+from latco.paper.profiles import get_profile
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +80,8 @@ def test_plans_round_trip_through_their_file(tmp_path):
                   trace={"cost": torch.arange(3.0).numpy(), "lam": torch.ones(3, 4).numpy()}),
              Plan(actions=torch.randn(4, 2), features=torch.randn(5, 3),
                   trace={"cost": torch.zeros(2).numpy()})]
-    records.save_plans(tmp_path / "p.npz", [0, 20], plans)
-    back = records.load_plans(tmp_path / "p.npz")
+    storage.save_plans(tmp_path / "p.npz", [0, 20], plans)
+    back = storage.load_plans(tmp_path / "p.npz")
     assert [p.step for p in back] == [0, 20]
     for saved, plan in zip(back, plans, strict=True):
         torch.testing.assert_close(torch.as_tensor(saved.features), plan.features)
@@ -92,13 +94,13 @@ def test_an_unmarked_but_complete_evaluation_is_finished_once_checked(tmp_path):
     """Evaluation folders of the earlier code have rows.jsonl but no table.csv: complete ones get it."""
     import json
 
-    log = records.EvaluationLog(tmp_path / "eval_0010")
+    log = storage.EvaluationLog(tmp_path / "eval_0010")
     rows = [{"episode": i, "seed": i, "success": i == 1, "return": -1.0 * i} for i in range(3)]
     log.rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
-    assert not log.finish_if_complete(3) and not (log.folder / records.FINISHED).exists()
+    assert not log.finish_if_complete(3) and not (log.folder / storage.FINISHED).exists()
     log.rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert log.finish_if_complete(3)
-    table = pd.read_csv(log.folder / records.FINISHED)
+    table = pd.read_csv(log.folder / storage.FINISHED)
     assert list(table["episode"]) == [0, 1, 2] and list(table["success"]) == [False, True, False]
 
 
@@ -122,7 +124,7 @@ def _write_many(path, letter, start):
     time.sleep(max(0.0, start - time.time()))
     writes = 0
     while time.time() < start + 2 or writes < 100:
-        records.write_atomic(Path(path), lambda tmp: tmp.write_text(letter * 1000))
+        storage.write_atomic(Path(path), lambda tmp: tmp.write_text(letter * 1000))
         writes += 1
 
 
@@ -134,7 +136,7 @@ def test_write_atomic_leaves_no_temporary_file_when_interrupted(tmp_path):
 
     import pytest
 
-    from latco.records import write_atomic
+    from latco.storage import write_atomic
 
     target = tmp_path / "fig.pdf"
     target.write_text("old")

@@ -1,11 +1,11 @@
-"""latco.scaling: one resumable run on the smoke profile, the data recipe, and the figure."""
+"""latco.paper.scaling: one resumable run on the smoke profile, the data recipe, and the figure."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from latco import scaling
-from latco.config import get_profile
+from latco.paper import scaling
+from latco.paper.profiles import get_profile
 
 
 def test_scaling_run_shares_data_across_sizes_and_resumes(tmp_path):

@@ -1,4 +1,4 @@
-"""latco.settings: overrides by dotted path take effect or are refused by name, results record the
+"""latco.paper.settings: overrides by dotted path take effect or are refused by name, results record the
 settings they were made with, and a producer asked for other settings never returns the old result."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from latco import offline, online, paths, recipe, results, settings
-from latco.config import get_profile
-from latco.paths import ROOT
+from latco.paper import offline, online, paths, recipe, results, settings
+from latco.paper.paths import ROOT
+from latco.paper.profiles import get_profile
 
 
 # ------------------------------------------------------------------------------------ overrides
@@ -99,7 +99,7 @@ def test_a_setting_changes_the_digest_of_exactly_the_results_that_depend_on_it()
 
 
 def test_produce_refuses_an_unknown_setting_before_making_anything(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "latco.produce", "--results", str(tmp_path),
+    out = subprocess.run([sys.executable, "-m", "latco.paper.produce", "--results", str(tmp_path),
                           "--set", "planners.latco.iteratons=3"], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode != 0 and "unknown setting 'planners.latco.iteratons'" in out.stderr
@@ -107,7 +107,7 @@ def test_produce_refuses_an_unknown_setting_before_making_anything(tmp_path):
 
 
 def test_a_notebook_refuses_a_parameter_it_does_not_declare(tmp_path):
-    from latco.workflow import run_notebook
+    from latco.paper.workflow import run_notebook
 
     with pytest.raises(ValueError, match="unknown parameter.*'iterations'.*parameters: task, plan") as error:
         run_notebook(ROOT / "notebooks/03_offline_planning.ipynb", tmp_path / "out.ipynb", {"iterations": 20})

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.linalg import lstsq
 
-from latco import diagnostics
+from latco.paper import diagnostics
 
 
 class LinearLatentModel:

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from latco.tables import fmt, mean_se, offline_table, online_table, predicted_vs_achieved
+from latco.paper.tables import fmt, mean_se, offline_table, online_table, predicted_vs_achieved
 
 
 def test_mean_se_by_hand():
@@ -54,9 +54,10 @@ def test_obstacle_passages_counts_each_way_round_the_wall(tmp_path):
 
     import pytest
 
-    from latco import paths, records
-    from latco.analyses import obstacle_passages
+    from latco import storage
     from latco.data import Episode, save_episode
+    from latco.paper import paths
+    from latco.paper.analyses import obstacle_passages
 
     ys = np.linspace(0, 1, 6)[:, None]
     ways = {  # agent paths (x, y): pressed against the wall at y = -0.3; over the top; under it
@@ -72,7 +73,7 @@ def test_obstacle_passages_counts_each_way_round_the_wall(tmp_path):
                      state={"agent": agent}, task="obstacle")
         path = save_episode(folder / "episodes" / f"ep_{i:06d}.npz", ep)
         rows.append({"episode": i, "success": way != "blocked", "episode_file": f"elsewhere/{path.name}"})
-    records.write_table(folder / records.FINISHED, pd.DataFrame(rows))
+    storage.write_table(folder / storage.FINISHED, pd.DataFrame(rows))
     table = obstacle_passages(tmp_path, ["latco"]).iloc[0]
     assert (table["episodes"], table["success"]) == (4, 0.75)
     counts = (table["above"], table["below"], table["blocked"])
@@ -85,7 +86,7 @@ def test_obstacle_passages_counts_each_way_round_the_wall(tmp_path):
 def test_bootstrap_interval_agrees_with_scipy():
     from scipy.stats import bootstrap
 
-    from latco.tables import bootstrap_ci, fmt_ci
+    from latco.paper.tables import bootstrap_ci, fmt_ci
 
     rng = np.random.default_rng(4)
     for n, p in ((20, 0.15), (50, 0.6), (100, 0.95)):
@@ -100,7 +101,7 @@ def test_bootstrap_interval_agrees_with_scipy():
 
 
 def test_markdown_tables_round_and_star_extrapolated_cells():
-    from latco.plotting import markdown_table
+    from latco.paper.plotting import markdown_table
 
     table = pd.DataFrame({"planner": ["latco", "cem"], "seconds": [1.871834, 101.72931],
                           "seconds extrapolated": [False, True], "runs": [3, 3]})

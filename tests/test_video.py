@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latco import video
+from latco.paper import video
 
 
 def solid(colors, size=8):

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from latco import manifest
-from latco.paths import ROOT
+from latco.paper import manifest
+from latco.paper.paths import ROOT
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--nolock"]  # --nolock: a user's own run may hold the lock
 
@@ -106,8 +106,8 @@ def test_smoke_workflow_survives_a_kill_then_is_up_to_date(tmp_path):
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     # every result the workflow made records the settings it was made with
-    from latco import results, settings
-    from latco.config import get_profile
+    from latco.paper import results, settings
+    from latco.paper.profiles import get_profile
 
     smoke, tree = get_profile("smoke"), tmp_path / "smoke"
     assert smoke.model_seeds("obstacle") == (0, 1) and smoke.closed_loop == {"obstacle": 10}
@@ -169,7 +169,7 @@ def test_saved_notebooks_keep_what_a_terminal_shows_of_progress_bars():
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-    from latco.workflow import collapse_streams
+    from latco.paper.workflow import collapse_streams
 
     bars = [new_output("stream", name="stderr", text=f"\rtrain: {i}/3") for i in range(4)]
     outputs = [new_output("stream", name="stdout", text="config\n"), *bars,

@@ -187,7 +187,7 @@ class CornerDash:
     (1, 0), the goal's height. If the dash cleared the wall's end the agent goes on to the goal;
     if it did not, the turn presses it against the wall and it stays there, blocked. With the
     defaults about half the episodes end either way, decided within a pixel or two at the corner
-    (``latco.diagnostics.corner_probe``). Blind to the state: the same actions from any start.
+    (``latco.paper.diagnostics.corner_probe``). Blind to the state: the same actions from any start.
     ``noise``: Gaussian noise of that std on every action, clipped (as offline data, not a probe).
     """
 

@@ -1,29 +1,34 @@
-"""What an evaluation leaves on disk, and how it is read back: one module owns each file format.
+"""What the library leaves on disk, and how it is read back: one module owns each file format.
 
-An evaluation folder (offline: ``results/<profile>/offline/<task>/<planner>/``; online:
-``.../online/<task>/<planner>/seed<k>/eval_<n>/``) holds
+``latco.agent.evaluate(..., out_dir=...)`` writes an evaluation folder through ``EvaluationLog`` (in
+the paper pipeline ``results/<profile>/offline/<task>/<planner>/`` and
+``.../online/<task>/<planner>/seed<k>/eval_<n>/``); it holds
 
+    evaluation.json     what the folder evaluates (task, seed, planner and its options)
     rows.jsonl          one JSON row per finished episode, appended as episodes finish (resume)
     episodes/ep_*.npz   the executed episodes (``latco.data``)
     plans/plans_*.npz   every plan of an episode: planned features, actions, optimizer traces
     table.csv           all rows, written once the last episode has finished (``FINISHED``)
 
-Everything is written atomically (temporary name, then rename), so a crash leaves either the old
-file or the new one. ``latco.agent.evaluate`` writes through ``EvaluationLog``; ``latco.results``
-reads.
+``latco.train`` appends its metrics with ``append_csv_row``. Everything is written atomically
+(temporary name, then rename), so a crash leaves either the old file or the new one. The paper
+pipeline reads these files through ``latco.paper.results`` and keeps its own records of settings
+(``latco.paper.settings``) with ``write_atomic``, ``jsonable`` and ``differences`` from here.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import json
 import os
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,6 +73,35 @@ def write_atomic(path: Path, write) -> Path:
         except FileNotFoundError:  # another process finished or removed it meanwhile
             pass
     return path
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with tuples as lists and dataclasses as dicts: what JSON reads back."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Dotted path -> (old, new) for every leaf where two settings (or descriptions) differ."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out: dict[str, tuple[Any, Any]] = {}
+        for key in sorted(set(old) | set(new), key=str):
+            out.update(differences(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{prefix}{key}."))
+        return out
+    return {} if jsonable(old) == jsonable(new) else {prefix.rstrip("."): (old, new)}
+
+
+def describe(diffs: Mapping[str, tuple[Any, Any]], limit: int = 8) -> str:
+    """``"planners.iterations: 10 -> 7, ..."`` for an error message."""
+    shown = [f"{k}: {o!r} -> {n!r}" for k, (o, n) in list(diffs.items())[:limit]]
+    return ", ".join(shown) + (f" (and {len(diffs) - limit} more)" if len(diffs) > limit else "")
 
 
 def append_csv_row(path: Path, fields: Sequence[str], row: dict) -> None:
@@ -120,8 +154,6 @@ class EvaluationLog:
         """Record what this folder evaluates (``evaluation.json``: task, seed, planner and its options);
         a folder that holds an evaluation of something else raises ValueError naming the difference,
         so a re-run with another planner never returns the old rows as its own."""
-        from latco.settings import describe, differences, jsonable
-
         path, description = self.folder / "evaluation.json", jsonable(description)
         if path.exists():
             diffs = differences(json.loads(path.read_text()), description)

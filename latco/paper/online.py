@@ -4,7 +4,7 @@ The seed data and first model are random episodes (``OnlineConfig.start = "scrat
 task's offline data and world model (``"offline"``: the paper's protocol for Push).
 
 A run lives in one directory and resumes after a kill with no episode lost or collected twice; it
-writes ``evaluations.csv`` at its end (``latco.results``).
+writes ``evaluations.csv`` at its end (``latco.paper.results``).
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm  # text bars: notebooks run headless through papermill (no ipywidgets)
 
-from latco import data, envs, paths, records, settings
+from latco import data, envs, storage
 from latco.agent import evaluate, run_episode
-from latco.config import Profile, make_profile_planner, world_model_config
 from latco.envs.oracle import RandomPolicy
 from latco.model import RSSM
+from latco.paper import paths, settings
+from latco.paper.profiles import Profile, make_profile_planner, world_model_config
+from latco.paper.results import ONLINE_DONE, model_done
 from latco.replay import Replay
-from latco.results import ONLINE_DONE, model_done
 from latco.train import CHECKPOINT, METRICS, _atomic_save, load_checkpoint, train_world_model
 
 ONLINE_EVAL_SEED = 2_000_000
@@ -43,7 +44,7 @@ def _timed(run_dir: Path, phase: str, collected: int) -> Iterator[None]:
     """Append ``phase``'s wall time to the run's ``phases.csv`` when it finishes."""
     start = time.perf_counter()
     yield
-    records.append_csv_row(run_dir / PHASES, _PHASE_FIELDS, {
+    storage.append_csv_row(run_dir / PHASES, _PHASE_FIELDS, {
         "phase": phase, "episodes_collected": collected, "seconds": round(time.perf_counter() - start, 3)})
 
 
@@ -64,7 +65,7 @@ def online_training(
     ``eval_<k>/`` per evaluation, ``phases.csv`` (seconds per phase) and ``evaluations.csv``.
     A killed run resumes from the episodes on disk and the last checkpoint; no episode is lost or
     collected twice. ``settings.json`` records what the run is made with
-    (``latco.settings.online_settings``): a run made with other settings is moved aside to
+    (``latco.paper.settings.online_settings``): a run made with other settings is moved aside to
     ``<run_dir>.replaced`` and started afresh, never continued or returned.
     With ``profile.online_for(task).start == "offline"`` the run starts from the offline world model
     and data in ``results`` (``models/<task>``, ``data/<task>``; default: the results folder that
@@ -134,9 +135,9 @@ def online_training(
         finally:
             env.close()
     for folder in run_dir.glob("eval_*"):  # evaluations a run of the earlier code left unmarked
-        records.EvaluationLog(folder).finish_if_complete(cfg.eval_episodes)
+        storage.EvaluationLog(folder).finish_if_complete(cfg.eval_episodes)
     table = online_evaluations(run_dir)
-    records.write_table(run_dir / ONLINE_DONE, table)
+    storage.write_table(run_dir / ONLINE_DONE, table)
     return table
 
 
@@ -196,7 +197,7 @@ def online_evaluations(run_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per finished evaluation of an online run: episodes collected, success, return."""
     rows = []
     for folder in sorted(Path(run_dir).glob("eval_*")):
-        finished = folder / records.FINISHED
+        finished = folder / storage.FINISHED
         if not finished.exists():  # an evaluation a crash interrupted (it resumes with the run)
             continue
         table = pd.read_csv(finished)

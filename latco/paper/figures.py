@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from latco.data import Episode
 from latco.model import RSSM
-from latco.plotting import image_strip
+from latco.paper.plotting import image_strip
 
 
 def decode(model: RSSM, features: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -65,7 +65,7 @@ def online_curves(runs: Mapping[tuple[str, str, int], pd.DataFrame], title: str 
     """Success rate against planner episodes collected, one panel per task and one colour per
     planner: each seed's run as a thin faint line, the mean over seeds bold.
 
-    ``runs`` maps (task, planner, seed) to ``latco.online.online_evaluations`` tables; tasks keep
+    ``runs`` maps (task, planner, seed) to ``latco.paper.online.online_evaluations`` tables; tasks keep
     the order of ``latco.envs.TASKS``.
     """
     from latco.envs import TASKS

@@ -2,8 +2,8 @@
 and greedy episodes so the model also sees failures, plus held-out oracle episodes.
 
 Every split is collected resumably (``latco.data.collect``), and the data directory gets
-``episodes.json`` when all are on disk (``latco.results``). The folder's ``settings.json`` records
-what the data was collected with (``latco.settings.data_settings``); asked for other noise, seed or
+``episodes.json`` when all are on disk (``latco.paper.results``). The folder's ``settings.json`` records
+what the data was collected with (``latco.paper.settings.data_settings``); asked for other noise, seed or
 image size, ``oracle_data`` stops with ``SettingsMismatch`` instead of mixing two recipes (more or
 fewer episodes are fine: collected episodes are kept and a prefix is used):
 
@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from latco import data, envs, settings
-from latco.config import Profile
+from latco import data, envs
 from latco.envs.oracle import RandomPolicy
-from latco.results import DATA_DONE, write_marker
+from latco.paper import settings
+from latco.paper.profiles import Profile
+from latco.paper.results import DATA_DONE, write_marker
 
 HELDOUT_SEED_OFFSET = 1_000_000
 """Held-out episodes use seeds far from the training ones, so no start state is shared."""
@@ -91,7 +92,7 @@ def oracle_data(
 
 
 def corner_dashes(data_dir: str | os.PathLike, image_size: int, count: int = 200) -> list[data.Episode]:
-    """Obstacle episodes of ``latco.envs.CornerDash`` for ``latco.diagnostics.corner_probe`` (about half
+    """Obstacle episodes of ``latco.envs.CornerDash`` for ``latco.paper.diagnostics.corner_probe`` (about half
     blocked at the wall's end), collected once into ``data_dir/corner_dashes`` (a few seconds).
     Not training data: they judge a model where an optimizing planner's plans go."""
     folder = Path(data_dir) / "corner_dashes"

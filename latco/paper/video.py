@@ -21,7 +21,7 @@ def _check_frames(frames: np.ndarray, name: str) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8 frames of shape (N, H, W, 3); got {frames.dtype} "
-                         f"{frames.shape} (decode features with latco.figures.decode first)")
+                         f"{frames.shape} (decode features with latco.paper.figures.decode first)")
     if len(frames) == 0:
         raise ValueError(f"{name} has no frames")
     return frames
@@ -29,7 +29,7 @@ def _check_frames(frames: np.ndarray, name: str) -> np.ndarray:
 
 def panels(videos: Sequence[np.ndarray], labels: Sequence[str], scale: int | None = None) -> np.ndarray:
     """One video of several side by side: frame t shows frame t of each input (the last frame
-    held once a shorter input ends), each upscaled ``scale``× (default: to about 96 px) under
+    held once a shorter input ends), each upscaled ``scale`` times (default: to about 96 px) under
     its label."""
     if len(videos) != len(labels) or not videos:
         raise ValueError(f"need one label per video; got {len(videos)} videos, {len(labels)} labels")

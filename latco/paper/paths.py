@@ -16,7 +16,7 @@ One layout for the notebooks, the Snakefile and the tests (``results`` = ``resul
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 """The repository root (latco is installed editable, so this is the checkout)."""
 
 FIGURES = ROOT / "figures"
@@ -33,7 +33,7 @@ def results_dir(profile: str, root: PathLike | None = None) -> Path:
 def figures_dir(profile: str) -> Path:
     """The profile's figures directory (``Profile.figures_dir``): the committed ``figures/`` for quick
     and paper, ``results/smoke/figures`` for smoke."""
-    from latco.config import get_profile  # config imports the model; keep paths import-light
+    from latco.paper.profiles import get_profile  # profiles import the model; keep paths import-light
 
     return ROOT / get_profile(profile).figures_dir
 

@@ -41,14 +41,14 @@ def all_files() -> list[str]:
 def path(fig_dir: str | os.PathLike, name: str) -> Path:
     """``fig_dir / name`` for a file the manifest lists; a ValueError names the listed ones."""
     if name not in all_files():
-        raise ValueError(f"{name!r} is not in latco.manifest.FIGURES; add it there (the Snakefile's targets "
-                         f"come from it) or use one of: {', '.join(all_files())}")
+        raise ValueError(f"{name!r} is not in latco.paper.manifest.FIGURES; add it there (the Snakefile's "
+                         f"targets come from it) or use one of: {', '.join(all_files())}")
     return Path(fig_dir) / name
 
 
 def table_stem(fig_dir: str | os.PathLike, stem: str) -> Path:
     """``fig_dir / stem`` for a table the manifest lists as ``stem.csv`` and ``stem.md``
-    (``latco.plotting.save_table`` writes both)."""
+    (``latco.paper.plotting.save_table`` writes both)."""
     for ext in ("csv", "md"):
         path(fig_dir, f"{stem}.{ext}")
     return Path(fig_dir) / stem

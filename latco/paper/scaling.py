@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from latco import diagnostics, envs, offline, recipe
+from latco import envs
 from latco.agent import evaluate
-from latco.config import DataConfig, Profile, make_profile_planner
-from latco.results import MODEL_DONE
+from latco.paper import diagnostics, offline, recipe
+from latco.paper.profiles import DataConfig, Profile, make_profile_planner
+from latco.paper.results import MODEL_DONE
 from latco.train import CHECKPOINT, METRICS
 
 

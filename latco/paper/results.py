@@ -1,9 +1,9 @@
 """Results are read, not recomputed: typed readers of what the workflow's producers wrote.
 
-The producers (``latco.recipe``, ``latco.offline``, ``latco.online``, run by notebooks 01-04 under the
-Snakefile) write into ``results/<profile>/`` (layout: ``latco.paths``), record in each result folder the
-settings it was made with (``settings.json``, ``latco.settings``; ``record`` below reads it) and mark
-each result finished with one file:
+The producers (``latco.paper.recipe``, ``latco.paper.offline``, ``latco.paper.online``, run by
+notebooks 01-04 under the Snakefile) write into ``results/<profile>/`` (layout: ``latco.paper.paths``),
+record in each result folder the settings it was made with (``settings.json``,
+``latco.paper.settings``; ``record`` below reads it) and mark each result finished with one file:
 
     data/<task>/episodes.json                     the offline data is collected
     models/<task>/trained.json                    the offline world model has trained its steps
@@ -27,9 +27,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from latco import data, paths, records
-from latco.config import Profile
+from latco import data, storage
 from latco.model import RSSM
+from latco.paper import paths
+from latco.paper.profiles import Profile
 
 DATA_DONE = "episodes.json"
 """Written into ``data/<task>/`` by ``recipe.oracle_data`` once every split is collected."""
@@ -65,10 +66,10 @@ def locate(profile: str, results: str | os.PathLike | None = None,
            overrides: dict | str | None = None) -> tuple[Profile, Path, Path]:
     """A notebook's set-up: the profile (with ``seeds`` online seeds if given, as the Snakefile's
     ``--config seeds=N``, and ``overrides`` applied: ``{"planners.latco.iterations": 100}`` or
-    ``"planners.latco.iterations=100 ..."``, ``latco.settings``), its results directory (default
+    ``"planners.latco.iterations=100 ..."``, ``latco.paper.settings``), its results directory (default
     ``results/<profile>``) and its figures directory (default ``Profile.figures_dir``)."""
-    from latco.config import get_profile
-    from latco.settings import parse_assignments
+    from latco.paper.profiles import get_profile
+    from latco.paper.settings import parse_assignments
 
     if isinstance(overrides, str):  # papermill's -p gives text: "{a.b: 1}" (YAML) or "a.b=1 c=2"
         import yaml
@@ -83,7 +84,7 @@ def locate(profile: str, results: str | os.PathLike | None = None,
 def record(folder: str | os.PathLike) -> dict:
     """What a result folder records about how it was made (``settings.json``): ``settings``,
     ``profile``, ``overrides``, ``commit``, ``written``. Raises FileNotFoundError if it has none."""
-    from latco.settings import SETTINGS_FILE, read_record
+    from latco.paper.settings import SETTINGS_FILE, read_record
 
     found = read_record(folder)
     if found is None:
@@ -119,7 +120,7 @@ def model_done(results: str | os.PathLike, task: str, seed: int | str = 0) -> Pa
 
 def offline_done(results: str | os.PathLike, task: str, planner: str, model_seed: int | str = 0,
                  t_cache: int | str | None = None) -> Path:
-    return paths.offline_dir(results, task, planner, model_seed, t_cache) / records.FINISHED
+    return paths.offline_dir(results, task, planner, model_seed, t_cache) / storage.FINISHED
 
 
 def online_done(results: str | os.PathLike, task: str, planner: str, seed: int) -> Path:
@@ -152,7 +153,7 @@ def heldout_starts(model: RSSM, results: str | os.PathLike, task: str, n: int) -
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A finished evaluation folder (``latco.records``): its table, episodes and plans."""
+    """A finished evaluation folder (``latco.storage``): its table, episodes and plans."""
 
     folder: Path
     table: pd.DataFrame
@@ -162,9 +163,9 @@ class Evaluation:
         """The executed episode of row ``index`` (found beside the table wherever it was moved)."""
         return data.load_episode(self.folder / "episodes" / Path(self.table["episode_file"][index]).name)
 
-    def plans(self, index: int) -> list[records.SavedPlan]:
+    def plans(self, index: int) -> list[storage.SavedPlan]:
         """Every plan of episode ``index``, first plan first."""
-        return records.load_plans(self.folder / "plans" / Path(self.table["plans_file"][index]).name)
+        return storage.load_plans(self.folder / "plans" / Path(self.table["plans_file"][index]).name)
 
 
 def offline(results: str | os.PathLike, task: str, planner: str, model_seed: int = 0,
@@ -211,4 +212,4 @@ def online_tables(results: str | os.PathLike, profile: Profile) -> dict[tuple[st
 
 def write_marker(path: Path, content: dict) -> Path:
     """A producer's finished-marker (``DATA_DONE``, ``MODEL_DONE``) with what it records, atomically."""
-    return records.write_atomic(path, lambda tmp: tmp.write_text(json.dumps(content, indent=1)))
+    return storage.write_atomic(path, lambda tmp: tmp.write_text(json.dumps(content, indent=1)))

@@ -3,7 +3,7 @@
 Overrides name any profile field by its path, the same everywhere:
 
     snakemake --cores 4 all --config set="planners.latco.iterations=100 task_train_steps.obstacle=9000"
-    python -m latco.produce --profile smoke --set planners.latco.iterations=100
+    python -m latco.paper.produce --profile smoke --set planners.latco.iterations=100
     papermill notebooks/03_offline_planning.ipynb out.ipynb -p overrides '{planners.latco.iterations: 100}'
     apply_overrides(get_profile("quick"), {"planners.latco.iterations": 100})
 
@@ -39,9 +39,10 @@ from typing import Any, Literal
 import yaml
 
 from latco.envs.tasks import TASKS, task_spec
+from latco.storage import describe, differences, jsonable, write_atomic
 
 if typing.TYPE_CHECKING:
-    from latco.config import Profile
+    from latco.paper.profiles import Profile
 
 SETTINGS_FILE = "settings.json"
 """The record of settings in every result folder."""
@@ -123,7 +124,7 @@ def apply_overrides(profile: Profile, overrides: Mapping[str, Any] | None) -> Pr
 
 def valid_paths(profile: Profile) -> list[str]:
     """The paths an override may name (``<...>`` for a choice of planner, task or option)."""
-    from latco.config import Profile
+    from latco.paper.profiles import Profile
 
     out = []
     for f in dataclasses.fields(Profile):
@@ -145,7 +146,7 @@ def valid_paths(profile: Profile) -> list[str]:
 
 
 def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
-    from latco.config import Profile
+    from latco.paper.profiles import Profile
 
     parts = key.split(".")
     hints = typing.get_type_hints(Profile)
@@ -280,7 +281,7 @@ def _is_tuple(hint: Any) -> bool:
 
 # ------------------------------------------------------------------------------- what a result is
 def data_settings(profile: Profile, task: str, seed: int = 0) -> dict[str, Any]:
-    """What the offline data of ``task`` depends on (``latco.recipe.oracle_data``)."""
+    """What the offline data of ``task`` depends on (``latco.paper.recipe.oracle_data``)."""
     return {"task": task_spec(task).name, "seed": int(seed), "image_size": profile.world_model.image_size,
             "data": asdict(profile.data_for(task))}
 
@@ -292,9 +293,9 @@ DATA_COUNTS = ("data.episodes", "data.random_episodes", "data.greedy_episodes", 
 
 def model_settings(profile: Profile, task: str, seed: int = 0, steps: int | None = None,
                    data_seed: int | None = None) -> dict[str, Any]:
-    """What the offline world model of ``task`` depends on (``latco.offline.world_model_for_task``):
+    """What the offline world model of ``task`` depends on (``latco.paper.offline.world_model_for_task``):
     trained with ``seed`` on the data of ``data_seed`` (None: ``seed``)."""
-    from latco.config import world_model_config
+    from latco.paper.profiles import world_model_config
 
     train = replace(profile.train_for(task), seed=int(seed))
     if steps is not None:
@@ -323,8 +324,8 @@ def offline_settings(profile: Profile, task: str, planner: str, seed: int | None
     """What the offline evaluation of ``planner`` on ``task`` depends on (Tables 2 and 3): the planner,
     the episodes, ``t_cache`` (None: the task's, not recorded) and the profile's offline model trained
     with ``seed`` on the data of ``data_seed`` (``model_settings``; seed None: a model from elsewhere)."""
-    from latco.config import eval_episodes
-    from latco.offline import OFFLINE_EVAL_SEED
+    from latco.paper.offline import OFFLINE_EVAL_SEED
+    from latco.paper.profiles import eval_episodes
 
     out = {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
            "episodes": eval_episodes(profile, task_spec(task).eval_episodes), "eval_seed": OFFLINE_EVAL_SEED,
@@ -338,8 +339,8 @@ def online_settings(profile: Profile, task: str, planner: str, seed: int = 0, mo
                     **planner_overrides: Any) -> dict[str, Any]:
     """What one online run (Algorithm 1) of ``planner`` on ``task`` depends on (Table 1); a run that
     starts offline (``OnlineConfig.start``) also depends on the offline model (seed ``model_seed``)."""
-    from latco.config import world_model_config
-    from latco.online import ONLINE_EVAL_SEED
+    from latco.paper.online import ONLINE_EVAL_SEED
+    from latco.paper.profiles import world_model_config
 
     out = {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
            "seed": int(seed),
@@ -357,17 +358,6 @@ def digest(settings: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with tuples as lists and dataclasses as dicts: what JSON reads back."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = asdict(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, float | int | str | bool) or value is None:
-        return value
-    return str(value)
 
 
 # ---------------------------------------------------------------------------------------- records
@@ -381,7 +371,7 @@ def code_commit() -> str:
 
     Only the code counts (``latco/``, the notebooks, the Snakefile, config): a rebuild rewrites the
     committed ``figures/`` and ``docs/``, which would otherwise mark every rebuilt result dirty."""
-    from latco.paths import ROOT
+    from latco.paper.paths import ROOT
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20,
@@ -414,26 +404,8 @@ def read_record(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 def write_record(folder: str | os.PathLike, record: Mapping[str, Any]) -> Path:
     """Write ``record`` as the folder's ``settings.json``, atomically."""
-    from latco.records import write_atomic
-
     return write_atomic(Path(folder) / SETTINGS_FILE,
                         lambda tmp: tmp.write_text(json.dumps(record, indent=1, sort_keys=True)))
-
-
-def differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
-    """Dotted path -> (old, new) for every leaf where two settings differ."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        out: dict[str, tuple[Any, Any]] = {}
-        for key in sorted(set(old) | set(new), key=str):
-            out.update(differences(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{prefix}{key}."))
-        return out
-    return {} if jsonable(old) == jsonable(new) else {prefix.rstrip("."): (old, new)}
-
-
-def describe(diffs: Mapping[str, tuple[Any, Any]], limit: int = 8) -> str:
-    """``"planners.iterations: 10 -> 7, ..."`` for an error message."""
-    shown = [f"{k}: {o!r} -> {n!r}" for k, (o, n) in list(diffs.items())[:limit]]
-    return ", ".join(shown) + (f" (and {len(diffs) - limit} more)" if len(diffs) > limit else "")
 
 
 def new_at_default(path: str, before: Any, now: Any, settings: Mapping[str, Any]) -> bool:
@@ -442,8 +414,8 @@ def new_at_default(path: str, before: Any, now: Any, settings: Mapping[str, Any]
     (e.g. ``train.decode_fraction`` = 1 decodes every frame), so results made before stay valid."""
     if before != "<absent>":
         return False
-    from latco.config import DataConfig, OnlineConfig
     from latco.model import WorldModelConfig
+    from latco.paper.profiles import DataConfig, OnlineConfig
     from latco.train import TrainConfig
 
     parts = path.split(".")

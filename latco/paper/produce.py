@@ -1,4 +1,7 @@
-"""Every result of a profile in one process: ``python -m latco.produce --profile smoke [--set PATH=VALUE]``.
+"""Every result of a profile in one process.
+::
+
+    python -m latco.paper.produce --profile smoke [--set PATH=VALUE]
 
 The Snakefile makes the same files job by job through notebooks 01-04; this is the short way for
 the smoke profile (``make test`` runs it before notebooks 10-14, which only read results).
@@ -8,10 +11,10 @@ from __future__ import annotations
 
 import os
 
-from latco import paths
-from latco.config import Profile
-from latco.offline import offline_run
-from latco.online import online_training
+from latco.paper import paths
+from latco.paper.offline import offline_run
+from latco.paper.online import online_training
+from latco.paper.profiles import Profile
 
 
 def produce_results(profile: Profile, results: str | os.PathLike, seed: int = 0) -> None:
@@ -32,7 +35,7 @@ def produce_results(profile: Profile, results: str | os.PathLike, seed: int = 0)
 if __name__ == "__main__":
     import argparse
 
-    from latco.config import get_profile
+    from latco.paper.profiles import get_profile
 
     parser = argparse.ArgumentParser(description="Make every result of a profile (see produce_results).")
     parser.add_argument("--profile", default="smoke")
@@ -43,9 +46,9 @@ if __name__ == "__main__":
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                         help="override a profile setting by its dotted path, e.g. "
                         "planners.latco.iterations=100 "
-                        "(repeatable; latco.settings)")
+                        "(repeatable; latco.paper.settings)")
     args = parser.parse_args()
-    from latco.settings import parse_assignments
+    from latco.paper.settings import parse_assignments
 
     profile = get_profile(args.profile).with_overrides(parse_assignments(args.overrides))
     profile = profile.with_seeds(args.seeds)

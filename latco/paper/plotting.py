@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from latco.config import Profile
 from latco.data import Episode
-from latco.records import write_atomic, write_table
+from latco.paper.profiles import Profile
+from latco.storage import write_atomic, write_table
 
 
 def image_strip(
@@ -73,7 +73,7 @@ def provenance_fields(profile: str | Profile) -> dict[str, str]:
     Given a ``Profile`` with overrides, "profile" names them too: ``quick (planners.latco.iterations=7)``."""
     import datetime
 
-    from latco.settings import code_commit
+    from latco.paper.settings import code_commit
 
     name = profile if isinstance(profile, str) else profile.name
     overrides = {} if isinstance(profile, str) else profile.overrides
@@ -187,7 +187,7 @@ def reward_scatter(pred: np.ndarray, true: np.ndarray, title: str = "") -> Figur
 def show(path: str | os.PathLike):
     """The saved PNG at ``path`` as a notebook output, so an executed notebook shows the figure inline.
 
-    Figures made as ``matplotlib.figure.Figure`` objects (``latco.figures``) are not drawn by Jupyter's
+    Figures made as ``matplotlib.figure.Figure`` objects (``latco.paper.figures``) are not drawn by Jupyter's
     inline backend (it only draws pyplot's figures); the saved file is exactly what ``figures/`` holds.
     """
     from IPython.display import Image

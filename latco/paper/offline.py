@@ -1,8 +1,8 @@
 """The offline experiment (paper App. "Offline training", Tables 2 and 3): one world model per task,
 trained on the fixed offline data, then every planner evaluated on it from the same start states.
 
-Each step is resumable, records the settings it was made with (``latco.settings``) and marks its
-result finished (``latco.results``):
+Each step is resumable, records the settings it was made with (``latco.paper.settings``) and marks its
+result finished (``latco.paper.results``):
 
     model = offline_model("obstacle", get_profile("quick"), "results/quick")
     table = offline_evaluation("obstacle", "latco", get_profile("quick"), model, out_dir)
@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from latco import data, envs, paths, settings
+from latco import data, envs
 from latco.agent import evaluate
-from latco.config import Profile, eval_episodes, make_profile_planner, world_model_config
 from latco.model import RSSM
-from latco.recipe import oracle_data
+from latco.paper import paths, settings
+from latco.paper.profiles import Profile, eval_episodes, make_profile_planner, world_model_config
+from latco.paper.recipe import oracle_data
+from latco.paper.results import MODEL_DONE, write_marker
 from latco.replay import Replay
-from latco.results import MODEL_DONE, write_marker
 from latco.train import CHECKPOINT, load_checkpoint, train_world_model
 
 
@@ -40,7 +41,7 @@ def world_model_for_task(
     initialization and the batches; ``data_seed``: the seed the episodes were collected with, None:
     ``seed``, as recorded).
 
-    ``run_dir`` records the settings (``latco.settings.model_settings``). A model trained with other
+    ``run_dir`` records the settings (``latco.paper.settings.model_settings``). A model trained with other
     settings is kept and ``SettingsMismatch`` names the difference, except more ``steps``: training
     continues from the checkpoint, exactly as one longer run would have gone. Fewer steps than the
     checkpoint has is an error too (a model cannot be untrained). ``trained.json`` states the
@@ -91,8 +92,8 @@ def offline_evaluation(
     ``t_cache``: re-plan every ``t_cache`` steps (closed loop, beyond the paper; None: the task's).
 
     Every planner sees the same model and the same start states; resumable through ``out_dir``,
-    which gets ``table.csv`` when every episode has run (``latco.records``). ``out_dir`` records the
-    settings (``latco.settings.offline_settings``; ``model_seed``: the seed of the profile's offline
+    which gets ``table.csv`` when every episode has run (``latco.storage``). ``out_dir`` records the
+    settings (``latco.paper.settings.offline_settings``; ``model_seed``: the seed of the profile's offline
     model that ``model`` is, so a re-trained model re-makes the evaluation; None: a model from
     elsewhere). An evaluation made with other settings is moved aside and made anew, never returned.
     """
@@ -106,7 +107,7 @@ def offline_evaluation(
 
 def offline_model(task: str, profile: Profile, results: str | os.PathLike, seed: int = 0,
                   device: str | None = None, data_seed: int | None = None) -> RSSM:
-    """The offline world model of ``task`` trained with ``seed`` under ``results`` (``latco.paths``
+    """The offline world model of ``task`` trained with ``seed`` under ``results`` (``latco.paper.paths``
     layout), made if missing, on the data of ``data_seed`` (None: ``seed``; the profile's extra
     models, ``Profile.model_seeds``, share the first one's data).
 

@@ -1,6 +1,7 @@
 """Run a notebook for the Snakefile: papermill to a temporary file, renamed when it has finished.
 
-    python -m latco.workflow notebooks/03_offline_planning.ipynb OUT.ipynb --threads 1 -p task obstacle ...
+    python -m latco.paper.workflow notebooks/03_offline_planning.ipynb OUT.ipynb --threads 1 \
+        -p task obstacle ...
 
 papermill writes its output notebook cell by cell; writing to ``.OUT.ipynb.tmp`` and renaming
 at the end means a killed job leaves no output that looks finished, so Snakemake re-runs it (and

@@ -17,8 +17,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from latco.config import Profile
 from latco.model import RSSM, WorldModelConfig
+from latco.paper.profiles import Profile
 from latco.planners import LatentModel, make_planner  # noqa: F401  (make_planner re-exported for tests)
 from latco.planners.evaluate import rollout_return
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from latco.agent import evaluate
-from latco.config import Profile, make_profile_planner
-from latco.online import ONLINE_EVAL_SEED
+from latco.paper.online import ONLINE_EVAL_SEED
+from latco.paper.profiles import Profile, make_profile_planner
 from latco.train import load_model
 
 
@@ -55,10 +55,10 @@ def obstacle_passages(results: str | os.PathLike, planners: Sequence[str]) -> pd
     (``above``, ``below``, ``blocked``: pressed against the wall), how many of each succeeded,
     and the mean lowest agent y of the blocked episodes (the wall ends at y = −0.45; an agent of
     radius 0.1 needs its centre below −0.55 to pass below it). Reads the saved
-    episodes of ``offline_evaluation`` (``latco.results.MissingResult`` if one is unfinished).
+    episodes of ``offline_evaluation`` (``latco.paper.results.MissingResult`` if one is unfinished).
     """
-    from latco import results as readers
     from latco.envs.obstacle import wall_passage
+    from latco.paper import results as readers
 
     table = []
     for planner in planners:

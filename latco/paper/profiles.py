@@ -168,7 +168,7 @@ class Profile:
     """Models and planners want a GPU: the Snakefile asks a cluster for one per heavy job and gives
     each 4 threads (on CPUs: 1 thread per job, so two jobs share 2 cores)."""
     figures_dir: str = "figures"
-    """Where the figures and tables go, relative to the checkout (``latco.paths.figures_dir``)."""
+    """Where the figures and tables go, relative to the checkout (``latco.paper.paths.figures_dir``)."""
     timing: TimingConfig = TimingConfig(budget_s=None, compare_paper=False, paper_sized_model=True,
                                         horizons=(10, 30, 60, 120), repeats=3)
     """Notebook 14's measurements."""
@@ -176,9 +176,9 @@ class Profile:
     """The dotted-path overrides this profile was made with (``with_overrides``; empty: as defined)."""
 
     def with_overrides(self, overrides: dict[str, object] | None) -> Profile:
-        """This profile with ``{"planners.latco.iterations": 100, ...}`` applied (``latco.settings``);
+        """This profile with ``{"planners.latco.iterations": 100, ...}`` applied (``latco.paper.settings``);
         an unknown path or a value of the wrong type raises ``SettingsError`` naming the valid ones."""
-        from latco.settings import apply_overrides
+        from latco.paper.settings import apply_overrides
 
         return apply_overrides(self, overrides)
 
@@ -258,50 +258,27 @@ PAPER = Profile(
 QUICK = replace(
     PAPER,
     name="quick",
-    # depth 16, not 8: at depth 8 the decoder had not learned to draw Obstacle's 3-pixel agent
-    # after 3000 steps (reward correlation was 0.997 either way, but plans must decode visibly)
-    # free nats 1, not the paper's 3: with 3 the small model's transition ignored Push's actions
-    # (imagined arm went to the goal whatever the actions) and the Obstacle model was easy to
-    # exploit offline; with 1 the Push open-loop pixel error at steps 10-30 halved and offline
-    # Obstacle success on 20 starts rose from 1/5/8 to 9/20/19 (LatCo/CEM/GD; studies/free_nats.py)
+    # Why each setting differs from the paper, with the measurements: docs/world_models.md, "Quick
+    # profile choices" (planner budgets: docs/performance.md, "The quick planner budgets").
+    # depth 16: at 8 the decoder drew no Obstacle agent; free nats 1: at 3 the Push model ignored its
+    # actions and the Obstacle model was easy to exploit (studies/free_nats.py)
     world_model=replace(PAPER.world_model, image_size=32, depth=16, stoch=16, deter=64, hidden=128,
                         reward_hidden=128, free_nats=1.0),
-    # balance 0.5: half of each batch from windows that hold a success (no effect on Obstacle,
-    # whose reward is never positive). Reach, 60K steps, 20 offline starts: LatCo / CEM / GD
-    # succeeded 6 / 4 / 0 times with it, 3 / 0 / 0 without (studies/data_scaling.py)
+    # balance 0.5: half of each batch from windows that hold a success (Reach plans better with it)
     train=replace(PAPER.train, steps=3000, batch=16, length=32, checkpoint_every=250, balance=0.5),
     data=DataConfig(episodes=100, noise=0.3, heldout=10,
                     random_episodes=50, random_hold=5, greedy_episodes=50),
-    # Obstacle: the paper's 200K steps (3333 + 1667 + 1667 episodes of 30 steps; collection
-    # ~3 min on 2 cores). First 20 offline starts, LatCo / CEM / GD successes at 6K, 60K, 200K
-    # steps: 3/20/19, 7/17/19, 7/11/16 (studies/data_scaling.py): at 3000 training steps
-    # more data helps LatCo a little and the shooting planners not at all (README)
-    # Reach and Push: 60K steps (400 and 500 episodes; ~5 min each on 2 cores, render-bound)
+    # Obstacle: the paper's 200K steps (cheap to collect); Reach and Push: 60K (render-bound)
     task_data={"obstacle": replace(_MIX, heldout=10).scaled_to(PAPER_STEPS, TASKS["obstacle"].t_tot),
                **{task: replace(_MIX, heldout=10).scaled_to(60_000, TASKS[task].t_tot)
                   for task in ("reach", "push")}},
-    # Obstacle's model trains 6000 steps: on the same 200K-step data, one training run's checkpoints
-    # gave LatCo / CEM / GD 7 / 11 / 16 of the first 20 offline starts at 3000 steps, 19 / 20 / 10 at
-    # 6000 and 5 / - / 12 at 9000 (studies/data_scaling.py --train-steps; LatCo's exploitation
-    # comes and goes with the checkpoint, README "Results"). Chosen on those 20 starts; the other 80
-    # of Table 2's 100 are reported apart. 14.5 min on one thread (fresh-clone rebuild, 2 jobs at once)
-    # On 20 validation starts (none of Table 2's) this model gives LatCo 0.95 too, but training seeds
-    # 0 and 2 are exploited by LatCo at most other checkpoints (0.25-1.00 over 3 seeds x 5 checkpoints);
-    # a weight average (TrainConfig.ema) steadies checkpoints, not seeds (studies/weight_average.py)
-    # Reach and Push: 12 000 steps, not 3000. On Table 2's first 20 Reach starts the same model
-    # continued from 3000 to 12 000 steps took LatCo from 0.30 to 0.50 (CEM 0.20 -> 0.15, GD 0 ->
-    # 0.05) and its imagined-window reward gap from -4.4 to +0.9; ~32 min on one thread each
+    # Obstacle 6000: the best of 3000 / 6000 / 9000 on 20 starts (docs/studies.md); Reach and Push
+    # 12 000: LatCo's Reach success and reward gap improve over 3000 (docs/results.md)
     task_train_steps={"obstacle": 6000, "reach": 12_000, "push": 12_000},
     online=OnlineConfig(seed_episodes=20, seed_hold=5, episodes=30, initial_train_steps=1500,
                         train_steps_per_episode=50, explore_noise=0.3, eval_every=10, eval_episodes=10),
     eval_fraction=1.0,  # the paper's counts: 100 Obstacle, 20 Reach and Push episodes
-    # Budgets chosen for about equal wall time per plan on the quick model (measured on 2 CPU
-    # cores, Obstacle, H = 30): LatCo at paper settings 2.5 s; CEM 30 x 1000 samples 3.4 s
-    # (paper settings, 100 x 10 000: 148 s); GD 100 Adam steps 2.6 s (paper's 500: 14.8 s).
-    # LatCo: 4 plans x 50 LM iterations in one batch, about the time of 1 x 200 (measured 2.9
-    # against 2.7 s per plan, Obstacle). One plan's return depends on its initialization: on 10
-    # held-out Obstacle starts seed 0 ends at -27.7, seeds 1-3 at -15.9 to -17.7; 4 x 50 gives
-    # -17.4 (seed 0) to -16.5 from every seed (paper-setting CEM: -15.5; planner_quality.py)
+    # about equal wall time per plan on the quick model; LatCo 4 x 50 in one batch, steadier than 1 x 200
     planners={
         "latco": {"n_plans": 4, "iterations": 50},
         "cem": {"iterations": 30, "samples": 1000, "elites": 100},
@@ -309,25 +286,17 @@ QUICK = replace(
         "gd": {"iterations": 100},
         "latco-first-order": {"iterations": 400},
     },
-    # Reach and Push: offline -> online, the paper's Push protocol: from the offline model and its
-    # 60K steps of data, 10 planner episodes with exploration noise, 100 gradient steps after each;
-    # evaluations (10 episodes) of the offline model and after the 10 episodes. From scratch, 10 seed
-    # + 10 planner episodes and 1500 gradient steps ended at 0 successes for every planner on both
-    # tasks (2026-12-02 rebuild): a sparse task is not learned from 3000 env steps
+    # Reach and Push: offline -> online (the paper's Push protocol); from scratch no planner learned them
     task_online={task: OnlineConfig(seed_episodes=0, seed_hold=5, episodes=10, initial_train_steps=0,
                                     train_steps_per_episode=100, explore_noise=0.3, eval_every=10,
                                     eval_episodes=10, start="offline")
                  for task in ("reach", "push")},
-    # every task; Obstacle with the paper's 3 seeds per planner (a run is 6.8-9.2 min on one thread,
-    # three quarters training), Reach and Push with one (3 Sawyer seeds everywhere would put quick
-    # at ~160 min on 2 cores, README); all 3 everywhere with
-    # `snakemake --config seeds=3` (README, Table 1)
+    # the paper's 3 seeds on Obstacle, 1 on Reach and Push (what 2 cores afford; all 3 with
+    # `snakemake --config seeds=3`)
     online_seeds=(0,),
     task_online_seeds={"obstacle": (0, 1, 2)},
-    # Obstacle's open-loop success depends on the training run (on Table 2's starts LatCo 0.88 /
-    # 0.99 / 0.55 with training seeds 0-2, CEM 0.98-1.00): Table 2 pools 3 models trained on the same
-    # data, and re-planning every 10 steps (beyond the paper) shows how much each planner owes to
-    # executing 30 steps blind (studies/obstacle_data.py; docs: studies)
+    # Obstacle's open-loop success depends on the training run: Table 2 pools 3 models, and re-plans
+    # every 10 steps in extra rows (beyond the paper; docs/studies.md)
     task_models={"obstacle": 3},
     closed_loop={"obstacle": 10},
     gpu=False,
@@ -389,7 +358,7 @@ def eval_episodes(profile: Profile, task_eval_episodes: int) -> int:
 
 def make_profile_planner(profile: Profile, name: str, **overrides: object):
     """Planner ``name`` with the profile's budget, then ``overrides`` on top (e.g. from a notebook)."""
-    from latco.planners import make_planner  # planners import the model; keep config import-light
+    from latco.planners import make_planner  # planners import the model; keep profiles import-light
 
     return make_planner(name, **{**profile.planners.get(name, {}), **overrides})
 
