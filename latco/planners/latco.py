@@ -157,7 +157,7 @@ class LatCoConfig:
     """0 (the paper): always run all ``iterations``. > 0: stop early once every plan has converged,
     i.e. over the last ``stop_window`` iterations each step's dynamics violation stayed within
     ``stop_violation``·ε (the §5 rule holds it near its fixed point ε(1 − η)), the plan's mean
-    predicted reward changed by at most stop_tol·max(1, |reward|) and its actions by at most
+    predicted reward changed by at most stop_tol·max(1, abs(reward)) and its actions by at most
     stop_tol·a_max (RMS over steps). ``trace['stopped_at']`` is the number of iterations run."""
     stop_window: int = 10
     """Iterations over which ``stop_tol``'s changes are measured."""
