@@ -9,6 +9,12 @@ RTX 2080 Ti (App. B). Part 1 times each piece of one LM iteration, alternatives 
 interleaved rounds (medians: the CPU may be shared). Part 2 times whole plans; the slow
 configurations (torch.func Jacobian, torch.linalg factorization) are timed over a few iterations
 and scaled to the full plan. ``--threads`` are torch intra-op thread counts to compare.
+
+Part 3 (with ``--results``, e.g. ``results/quick`` after ``make paper``): LatCo's early stop
+(``LatCoConfig.stop_tol``) against the paper's fixed 200 iterations on a *trained* model (its
+iterations depend on the model, so they are counted there): per setting, the iterations used,
+the model return of the executed (clipped) actions from ``--starts`` held-out first frames, and
+the seconds per plan those iterations cost on the paper-sized RSSM at part 2's ms per iteration.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 
 from latco.model import RSSM, WorldModelConfig
 from latco.planners import make_planner
+from latco.planners.evaluate import rollout_return
 from latco.planners.latco import CollocationLinearization, Multipliers, dynamics_jacobian, reward_and_grad
 from latco.solver import (
     add_damping,
@@ -154,6 +161,34 @@ def time_plans(model: RSSM, horizon: int, iterations: int, repeats: int, **overr
     return float(np.median(walls)), float(np.median(cpus))
 
 
+def early_stop_table(results: str, task: str, starts: int, tolerances: list[float], horizon: int,
+                     iterations: int, ms_per_iteration: float) -> None:
+    """Part 3: the paper's fixed iterations against ``stop_tol`` on the trained model of ``task``."""
+    from latco.paper import paths
+    from latco.paper.results import heldout_starts
+    from latco.train import load_model
+
+    model = load_model(paths.model_dir(results, task))
+    model.requires_grad_(False)
+    z0s = heldout_starts(model, results, task, starts)
+    print(f"\nEarly stop on the trained {task} model in {results} ({len(z0s)} held-out starts, "
+          f"H = {horizon}, 1 plan, at most {iterations} iterations; start s uses planner seed s)")
+    print(f"  {'setting':<28s} {'iterations':>10s} {'range':>9s} {'return':>8s} {'s/plan here':>11s} "
+          f"{'s/plan paper-sized':>18s}")
+    for tol in [0.0, *tolerances]:
+        used, returns, seconds = [], [], []
+        for s, z0 in enumerate(z0s):
+            tick = time.perf_counter()
+            plan = make_planner("latco", seed=s, iterations=iterations, stop_tol=tol).plan(model, z0, horizon)
+            seconds.append(time.perf_counter() - tick)
+            used.append(int(plan.trace["stopped_at"]))
+            returns.append(float(rollout_return(model, z0, plan.actions, action_max=1.0)))
+        label = "paper: fixed iterations" if tol == 0 else f"stop_tol = {tol:g}"
+        spread = f"{min(used)}-{max(used)}"
+        print(f"  {label:<28s} {np.mean(used):10.1f} {spread:>9s} {np.mean(returns):8.2f} "
+              f"{np.mean(seconds):11.2f} {np.mean(used) * ms_per_iteration / 1e3:18.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizon", type=int, default=30)
@@ -162,6 +197,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds for the breakdown")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op threads")
     parser.add_argument("--few", type=int, default=10, help="iterations timed for the slow configurations")
+    parser.add_argument("--results", default=None, help="part 3: a results folder with trained models")
+    parser.add_argument("--task", default="obstacle", help="part 3: whose trained model")
+    parser.add_argument("--starts", type=int, default=10, help="part 3: held-out start frames")
+    parser.add_argument("--stop-tols", type=float, nargs="+", default=[0.03, 0.05, 0.1],
+                        help="part 3: the stop_tol values compared with the fixed iterations")
     args = parser.parse_args()
     model = paper_model()
     default_threads = torch.get_num_threads()
@@ -174,15 +214,16 @@ def main() -> None:
           f"(median of {args.repeats} plans; CPU = process time)")
     print(f"  {'configuration':<62s} {'torch thr':>9s} {'s/plan':>7s} {'CPU s':>6s} {'ms/it':>6s}")
 
-    def row(label: str, threads: int, iterations: int, **kw) -> None:
+    def row(label: str, threads: int, iterations: int, **kw) -> float:
         torch.set_num_threads(threads)
         wall, cpu = time_plans(model, H, iterations, args.repeats, **kw)
         scale = K / iterations
         ms_per_it = 1e3 * wall / iterations
         print(f"  {label:<62s} {threads:9d} {wall * scale:7.2f} {cpu * scale:6.2f} {ms_per_it:6.1f}")
+        return ms_per_it
 
-    for n in args.threads:
-        row("default: analytic Jacobian, LAPACK twisted on 2 threads", n, K)
+    default = "default: analytic Jacobian, LAPACK twisted on 2 threads"
+    default_ms = {n: row(default, n, K) for n in args.threads}
     row("  the same, LAPACK on 1 thread", args.threads[0], K, solver_threads=1)
     few = f" (x{K // args.few} from {args.few} its)"
     row("analytic Jacobian, torch.linalg block Cholesky" + few, args.threads[0], args.few, backend="torch")
@@ -191,6 +232,11 @@ def main() -> None:
         jacobian="autograd", backend="torch")
     torch.set_num_threads(default_threads)
     print("\nPaper (App. B): 14 s per 30-step LatCo plan on one RTX 2080 Ti.")
+    if args.results:
+        torch.set_num_threads(args.threads[0])
+        early_stop_table(args.results, args.task, args.starts, args.stop_tols, H, K,
+                         default_ms[args.threads[0]])
+        torch.set_num_threads(default_threads)
 
 
 if __name__ == "__main__":
