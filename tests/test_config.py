@@ -60,9 +60,10 @@ def test_online_runs_per_task_and_the_seeds_switch():
     assert quick.online_for("obstacle") == quick.online
     assert quick.online_for("reach") == quick.task_online["reach"] != quick.online
     assert quick.online_for("reach").explore_noise == paper.online.explore_noise == 0.3  # Algorithm 1's noise
-    # the grid: quick runs Obstacle with 3 seeds, Reach and Push with 1; the paper 3 everywhere
+    # the grid: quick runs one seed per task, the paper 3; task_online_seeds gives a task its own
     assert len(paper.online_runs()) == 27 and len(set(paper.online_runs())) == 27
-    runs = quick.online_runs()
+    assert quick.online_runs() == [(t, p, 0) for t in TASKS for p in ("latco", "cem", "gd")]
+    runs = dataclasses.replace(quick, task_online_seeds={"obstacle": (0, 1, 2)}).online_runs()
     assert {(t, s) for t, _, s in runs} == {("obstacle", 0), ("obstacle", 1), ("obstacle", 2), ("reach", 0),
                                             ("push", 0)}
     assert len(runs) == 5 * 3 and {p for _, p, _ in runs} == {"latco", "cem", "gd"}
@@ -84,8 +85,11 @@ def test_offline_runs_cover_every_model_and_the_closed_loop_rows():
     assert quick.model_seeds("obstacle") == (0, 1, 2) and quick.model_seeds("reach") == (0,)
     assert quick.model_seeds("obstacle", seed=5) == (5, 6, 7)
     runs = quick.offline_runs()
-    assert len(runs) == 3 * 3 + 2 * 3 + 3  # 3 Obstacle models, 1 Reach, 1 Push; closed loop on Obstacle
+    assert len(runs) == 3 * 3 + 2 * 3 + 2  # 3 Obstacle models, 1 Reach, 1 Push; LatCo and CEM closed loop
     assert ("obstacle", "gd", 2, None) in runs and ("obstacle", "latco", 0, 10) in runs
+    assert ("obstacle", "gd", 0, 10) not in runs
+    with pytest.raises(ValueError, match="closed_loop_planners.*mppi"):
+        quick.with_overrides({"closed_loop_planners": ["mppi"]})
     assert not [r for r in runs if r[0] != "obstacle" and (r[2] or r[3])]
     assert get_profile("paper").offline_runs() == [(t, p, 0, None) for t in ("obstacle", "reach", "push")
                                                    for p in ("latco", "cem", "gd")]

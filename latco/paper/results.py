@@ -193,9 +193,10 @@ def closed_loop_tables(results: str | os.PathLike, profile: Profile,
                        seed: int = 0) -> dict[tuple[str, str, int], pd.DataFrame]:
     """The closed-loop evaluations (``Profile.closed_loop``, beyond the paper) by (task, planner,
     T_cache), on the task's first model."""
+    planners = profile.closed_loop_planner_names()
     return {(task, planner, t_cache): offline(results, task, planner, seed, t_cache).table
             .assign(model_seed=seed)
-            for task, t_cache in profile.closed_loop.items() for planner in profile.offline_planners}
+            for task, t_cache in profile.closed_loop.items() for planner in planners}
 
 
 def online(results: str | os.PathLike, task: str, planner: str, seed: int) -> pd.DataFrame:
