@@ -10,11 +10,16 @@ interleaved rounds (medians: the CPU may be shared). Part 2 times whole plans; t
 configurations (torch.func Jacobian, torch.linalg factorization) are timed over a few iterations
 and scaled to the full plan. ``--threads`` are torch intra-op thread counts to compare.
 
+Part 2b: what a float32 factorization could save (mixed precision with iterative refinement): the
+three LAPACK calls of one block step (potrf, trsm, syrk on a d × d block) in float64 and float32,
+interleaved, through scipy on one thread.
+
 Part 3 (with ``--results``, e.g. ``results/quick`` after ``make paper``): LatCo's early stop
 (``LatCoConfig.stop_tol``) against the paper's fixed 200 iterations on a *trained* model (its
 iterations depend on the model, so they are counted there): per setting, the iterations used,
 the model return of the executed (clipped) actions from ``--starts`` held-out first frames, and
-the seconds per plan those iterations cost on the paper-sized RSSM at part 2's ms per iteration.
+the seconds per plan those iterations cost on the paper-sized RSSM at part 2's ms per iteration
+(float64, or mixed precision).
 """
 
 from __future__ import annotations
@@ -161,8 +166,38 @@ def time_plans(model: RSSM, horizon: int, iterations: int, repeats: int, **overr
     return float(np.median(walls)), float(np.median(cpus))
 
 
+def block_precision(d: int, rounds: int) -> None:
+    """Part 2b: ms of potrf, trsm and syrk on one d × d block, float64 against float32, interleaved."""
+    from scipy.linalg import blas, lapack
+
+    rng = np.random.default_rng(0)
+    m = rng.standard_normal((d, d))
+    spd, rhs = m @ m.T + d * np.eye(d), rng.standard_normal((d, d))
+    calls = {}
+    routines = {"float64": (np.float64, lapack.dpotrf, blas.dtrsm, blas.dsyrk),
+                "float32": (np.float32, lapack.spotrf, blas.strsm, blas.ssyrk)}
+    for name, (dtype, potrf, trsm, syrk) in routines.items():
+        a, b = np.asfortranarray(spd.astype(dtype)), np.asfortranarray(rhs.astype(dtype))
+        factor = potrf(a, lower=1)[0]
+        calls[name] = {"potrf": lambda a=a, f=potrf: f(a, lower=1),
+                       "trsm": lambda f=trsm, factor=factor, b=b: f(1.0, factor, b, lower=1),
+                       "syrk": lambda f=syrk, b=b: f(1.0, b)}
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for name, ops in calls.items():
+            for op, fn in ops.items():
+                tick = time.perf_counter()
+                for _ in range(20):
+                    fn()
+                times.setdefault((name, op), []).append((time.perf_counter() - tick) / 20)
+    print(f"\nOne block step at d = {d} (scipy LAPACK, 1 thread, median of {rounds} interleaved rounds):")
+    for op in ("potrf", "trsm", "syrk"):
+        f64, f32 = (1e3 * float(np.median(times[(n, op)])) for n in ("float64", "float32"))
+        print(f"  {op:<6s} float64 {f64:6.3f} ms   float32 {f32:6.3f} ms   ratio {f32 / f64:.2f}")
+
+
 def early_stop_table(results: str, task: str, starts: int, tolerances: list[float], horizon: int,
-                     iterations: int, ms_per_iteration: float) -> None:
+                     iterations: int, ms_per_iteration: float, mixed_ms_per_iteration: float) -> None:
     """Part 3: the paper's fixed iterations against ``stop_tol`` on the trained model of ``task``."""
     from latco.paper import paths
     from latco.paper.results import heldout_starts
@@ -173,20 +208,24 @@ def early_stop_table(results: str, task: str, starts: int, tolerances: list[floa
     z0s = heldout_starts(model, results, task, starts)
     print(f"\nEarly stop on the trained {task} model in {results} ({len(z0s)} held-out starts, "
           f"H = {horizon}, 1 plan, at most {iterations} iterations; start s uses planner seed s)")
-    print(f"  {'setting':<28s} {'iterations':>10s} {'range':>9s} {'return':>8s} {'s/plan here':>11s} "
+    print(f"  {'setting':<34s} {'iterations':>10s} {'range':>9s} {'return':>8s} {'s/plan here':>11s} "
           f"{'s/plan paper-sized':>18s}")
-    for tol in [0.0, *tolerances]:
+    settings = [(0.0, "float64"), *((tol, "float64") for tol in tolerances),
+                *((tol, "mixed") for tol in tolerances)]
+    for tol, precision in settings:
         used, returns, seconds = [], [], []
         for s, z0 in enumerate(z0s):
             tick = time.perf_counter()
-            plan = make_planner("latco", seed=s, iterations=iterations, stop_tol=tol).plan(model, z0, horizon)
+            plan = make_planner("latco", seed=s, iterations=iterations, stop_tol=tol,
+                                precision=precision).plan(model, z0, horizon)
             seconds.append(time.perf_counter() - tick)
             used.append(int(plan.trace["stopped_at"]))
             returns.append(float(rollout_return(model, z0, plan.actions, action_max=1.0)))
-        label = "paper: fixed iterations" if tol == 0 else f"stop_tol = {tol:g}"
+        label = "paper: fixed iterations, float64" if tol == 0 else f"stop_tol = {tol:g}, {precision}"
         spread = f"{min(used)}-{max(used)}"
-        print(f"  {label:<28s} {np.mean(used):10.1f} {spread:>9s} {np.mean(returns):8.2f} "
-              f"{np.mean(seconds):11.2f} {np.mean(used) * ms_per_iteration / 1e3:18.2f}")
+        per_iteration = mixed_ms_per_iteration if precision == "mixed" else ms_per_iteration
+        print(f"  {label:<34s} {np.mean(used):10.1f} {spread:>9s} {np.mean(returns):8.2f} "
+              f"{np.mean(seconds):11.2f} {np.mean(used) * per_iteration / 1e3:18.2f}")
 
 
 def main() -> None:
@@ -224,6 +263,8 @@ def main() -> None:
 
     default = "default: analytic Jacobian, LAPACK twisted on 2 threads"
     default_ms = {n: row(default, n, K) for n in args.threads}
+    mixed_ms = row("  the same, mixed precision (float32 factor + refinement)", args.threads[0], K,
+                   precision="mixed")
     row("  the same, LAPACK on 1 thread", args.threads[0], K, solver_threads=1)
     few = f" (x{K // args.few} from {args.few} its)"
     row("analytic Jacobian, torch.linalg block Cholesky" + few, args.threads[0], args.few, backend="torch")
@@ -232,10 +273,11 @@ def main() -> None:
         jacobian="autograd", backend="torch")
     torch.set_num_threads(default_threads)
     print("\nPaper (App. B): 14 s per 30-step LatCo plan on one RTX 2080 Ti.")
+    block_precision(model.feature_size + model.action_size, args.rounds)
     if args.results:
         torch.set_num_threads(args.threads[0])
         early_stop_table(args.results, args.task, args.starts, args.stop_tols, H, K,
-                         default_ms[args.threads[0]])
+                         default_ms[args.threads[0]], mixed_ms)
         torch.set_num_threads(default_threads)
 
 

@@ -19,14 +19,24 @@ _P = ctypes.c_void_p
 _C = ctypes.c_char_p
 _I = ctypes.POINTER(ctypes.c_int)
 _D = ctypes.POINTER(ctypes.c_double)
+_S = ctypes.POINTER(ctypes.c_float)
 
-_SIGNATURES = {  # Fortran BLAS/LAPACK: every argument by reference
-    ("lapack", "dpotrf"): (_C, _I, _P, _I, _I),  # uplo, n, a, lda, info
-    ("blas", "dtrsm"): (_C, _C, _C, _C, _I, _I, _D, _P, _I, _P, _I),  # side uplo ta diag m n α a lda b ldb
-    ("blas", "dsyrk"): (_C, _C, _I, _I, _D, _P, _I, _D, _P, _I),  # uplo trans n k alpha a lda beta c ldc
-    ("blas", "dgemv"): (_C, _I, _I, _D, _P, _I, _P, _I, _D, _P, _I),  # trans m n α a lda x incx β y incy
-    ("blas", "dtrsv"): (_C, _C, _C, _I, _P, _I, _P, _I),  # uplo trans diag n a lda x incx
-}
+
+def _signatures(x: str, scalar: type) -> dict[tuple[str, str], tuple]:
+    """The five routines in precision ``x`` ("d" or "s"), ``scalar`` the type of their α and β."""
+    return {  # Fortran BLAS/LAPACK: every argument by reference
+        ("lapack", f"{x}potrf"): (_C, _I, _P, _I, _I),  # uplo, n, a, lda, info
+        # side uplo transa diag m n α a lda b ldb
+        ("blas", f"{x}trsm"): (_C, _C, _C, _C, _I, _I, scalar, _P, _I, _P, _I),
+        # uplo trans n k α a lda β c ldc
+        ("blas", f"{x}syrk"): (_C, _C, _I, _I, scalar, _P, _I, scalar, _P, _I),
+        # trans m n α a lda x incx β y incy
+        ("blas", f"{x}gemv"): (_C, _I, _I, scalar, _P, _I, _P, _I, scalar, _P, _I),
+        ("blas", f"{x}trsv"): (_C, _C, _C, _I, _P, _I, _P, _I),  # uplo trans diag n a lda x incx
+    }
+
+
+_SIGNATURES = {**_signatures("d", _D), **_signatures("s", _S)}
 
 
 def _load() -> dict[str, ctypes._CFuncPtr]:
@@ -49,9 +59,11 @@ def _load() -> dict[str, ctypes._CFuncPtr]:
 
 def _check_signature(name: str, signature: str, argtypes: tuple) -> None:
     """The Cython signature, e.g. "void (char *, int *, __pyx_t_..._d *, int *, int *)", must match
-    ours argument by argument: 32-bit ``int *`` for integers (an ILP64 build would not), doubles."""
+    ours argument by argument: 32-bit ``int *`` for integers (an ILP64 build would not), doubles
+    (``d`` routines) or floats (``s`` routines) for the matrices."""
     args = [a.strip() for a in signature[signature.index("(") + 1:signature.rindex(")")].split(",")]
-    expected = {_C: ("char *",), _I: ("int *",), _D: ("_d *", "double *"), _P: ("_d *", "double *")}
+    real = ("_d *", "double *") if name.startswith("d") else ("_s *", "float *")
+    expected = {_C: ("char *",), _I: ("int *",), _D: ("_d *", "double *"), _S: ("_s *", "float *"), _P: real}
     ok = len(args) == len(argtypes) and all(
         any(arg == e or (e.startswith("_") and arg.endswith(e)) for e in expected[t])
         for arg, t in zip(args, argtypes, strict=True))
@@ -76,47 +88,73 @@ def _d(v: float) -> ctypes.c_double:
     return _DOUBLES[v]
 
 
-def potrf_lower(a: int, n: int, lda: int) -> int:
+_FLOATS: dict[float, ctypes.c_float] = {}
+
+
+def _scalar(v: float, single: bool) -> ctypes.c_double | ctypes.c_float:
+    """α or β for a ``d`` routine (double) or an ``s`` routine (float, when ``single``)."""
+    if not single:
+        return _d(v)
+    if v not in _FLOATS:
+        _FLOATS[v] = ctypes.c_float(v)
+    return _FLOATS[v]
+
+
+def _routine(name: str, single: bool) -> ctypes._CFuncPtr:
+    return _F[("s" if single else "d") + name]
+
+
+# Every routine below works on float64 storage, or on float32 storage with ``single=True``.
+def potrf_lower(a: int, n: int, lda: int, single: bool = False) -> int:
     """In place: lower triangle of the column-major n×n matrix at ``a`` := its Cholesky factor L."""
     info = ctypes.c_int(0)
-    _F["dpotrf"](b"L", ctypes.byref(_i(n)), a, ctypes.byref(_i(lda)), ctypes.byref(info))
+    _routine("potrf", single)(b"L", ctypes.byref(_i(n)), a, ctypes.byref(_i(lda)), ctypes.byref(info))
     return info.value
 
 
-def trsm(side: bytes, trans: bytes, m: int, n: int, a: int, lda: int, b: int, ldb: int) -> None:
+def trsm(side: bytes, trans: bytes, m: int, n: int, a: int, lda: int, b: int, ldb: int,
+         single: bool = False) -> None:
     """In place: B (m×n at ``b``) := op(L)⁻¹ B (side b"L") or B op(L)⁻¹ (side b"R"), L lower at ``a``."""
-    _F["dtrsm"](side, b"L", trans, b"N", ctypes.byref(_i(m)), ctypes.byref(_i(n)), ctypes.byref(_d(1.0)),
-                a, ctypes.byref(_i(lda)), b, ctypes.byref(_i(ldb)))
+    one = ctypes.byref(_scalar(1.0, single))
+    _routine("trsm", single)(side, b"L", trans, b"N", ctypes.byref(_i(m)), ctypes.byref(_i(n)), one, a,
+                             ctypes.byref(_i(lda)), b, ctypes.byref(_i(ldb)))
 
 
-def syrk_lower(trans: bytes, n: int, k: int, alpha: float, a: int, lda: int, c: int, ldc: int) -> None:
+def syrk_lower(trans: bytes, n: int, k: int, alpha: float, a: int, lda: int, c: int, ldc: int,
+               single: bool = False) -> None:
     """In place: lower(C) += alpha·A Aᵀ (trans b"N", A n×k) or alpha·Aᵀ A (trans b"T", A k×n)."""
-    _F["dsyrk"](b"L", trans, ctypes.byref(_i(n)), ctypes.byref(_i(k)), ctypes.byref(_d(alpha)), a,
-                ctypes.byref(_i(lda)), ctypes.byref(_d(1.0)), c, ctypes.byref(_i(ldc)))
+    _routine("syrk", single)(b"L", trans, ctypes.byref(_i(n)), ctypes.byref(_i(k)),
+                             ctypes.byref(_scalar(alpha, single)), a, ctypes.byref(_i(lda)),
+                             ctypes.byref(_scalar(1.0, single)), c, ctypes.byref(_i(ldc)))
 
 
-def gemv_sub(trans: bytes, m: int, n: int, a: int, lda: int, x: int, y: int) -> None:
+def gemv_sub(trans: bytes, m: int, n: int, a: int, lda: int, x: int, y: int, single: bool = False) -> None:
     """In place: y −= op(A) x, A m×n column-major at ``a``."""
-    _F["dgemv"](trans, ctypes.byref(_i(m)), ctypes.byref(_i(n)), ctypes.byref(_d(-1.0)), a,
-                ctypes.byref(_i(lda)), x, ctypes.byref(_i(1)), ctypes.byref(_d(1.0)), y, ctypes.byref(_i(1)))
+    minus, one = ctypes.byref(_scalar(-1.0, single)), ctypes.byref(_scalar(1.0, single))
+    inc = ctypes.byref(_i(1))
+    _routine("gemv", single)(trans, ctypes.byref(_i(m)), ctypes.byref(_i(n)), minus, a, ctypes.byref(_i(lda)),
+                             x, inc, one, y, inc)
 
 
-def trsv_lower(trans: bytes, n: int, a: int, lda: int, x: int) -> None:
+def trsv_lower(trans: bytes, n: int, a: int, lda: int, x: int, single: bool = False) -> None:
     """In place: x := op(L)⁻¹ x, L lower triangular n×n at ``a``."""
-    _F["dtrsv"](b"L", trans, b"N", ctypes.byref(_i(n)), a, ctypes.byref(_i(lda)), x, ctypes.byref(_i(1)))
+    _routine("trsv", single)(b"L", trans, b"N", ctypes.byref(_i(n)), a, ctypes.byref(_i(lda)), x,
+                             ctypes.byref(_i(1)))
 
 
 def _self_check() -> None:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((5, 5))
-    S = np.asfortranarray(X @ X.T + 5 * np.eye(5))
-    L = S.copy(order="F")
-    if potrf_lower(L.ctypes.data, 5, 5) != 0 or not np.allclose(np.tril(L), np.linalg.cholesky(S)):
-        raise ImportError("dpotrf self-check failed")
-    C = np.zeros((5, 5), order="F")
-    syrk_lower(b"N", 5, 5, 1.0, S.ctypes.data, 5, C.ctypes.data, 5)
-    if not np.allclose(np.tril(C), np.tril(S @ S.T)):
-        raise ImportError("dsyrk self-check failed")
+    for dtype, single in ((np.float64, False), (np.float32, True)):
+        S = np.asfortranarray(X @ X.T + 5 * np.eye(5)).astype(dtype, order="F")
+        L = S.copy(order="F")
+        ok = potrf_lower(L.ctypes.data, 5, 5, single) == 0
+        if not ok or not np.allclose(np.tril(L), np.linalg.cholesky(S.astype(np.float64)), rtol=1e-4):
+            raise ImportError(f"{'s' if single else 'd'}potrf self-check failed")
+        C = np.zeros((5, 5), dtype=dtype, order="F")
+        syrk_lower(b"N", 5, 5, 1.0, S.ctypes.data, 5, C.ctypes.data, 5, single)
+        if not np.allclose(np.tril(C), np.tril(S @ S.T), rtol=1e-4):
+            raise ImportError(f"{'s' if single else 'd'}syrk self-check failed")
 
 
 try:

@@ -1,4 +1,4 @@
-"""LatCo's early stop (``LatCoConfig.stop_tol``): when it stops, what the trace says, what it costs."""
+"""LatCo options that make plans cheaper: the early stop (``stop_tol``), mixed precision, the first call."""
 
 from __future__ import annotations
 
@@ -78,3 +78,14 @@ def test_first_torch_func_jacobian_says_what_it_costs(monkeypatch: pytest.Monkey
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the second plan is silent
         make_planner("latco", iterations=2).plan(model, z0, H)
+
+
+@pytest.mark.parametrize("problem", ["point-mass", "pendulum"])
+def test_mixed_precision_plans_like_float64(problem: str) -> None:
+    """The refined float32 solve gives LatCo the same steps, hence the same plan, as float64."""
+    model, z0, H = analytic.problems()[problem]
+    plain = make_planner("latco", iterations=80).plan(model, z0, H)
+    mixed = make_planner("latco", iterations=80, precision="mixed").plan(model, z0, H)
+    torch.testing.assert_close(mixed.actions, plain.actions, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown precision"):
+        LatCoConfig(precision="float16")

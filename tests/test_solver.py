@@ -8,14 +8,18 @@ from chain_reference import DenseChainLinearization, lm_step
 
 from latco import _lapack
 from latco.solver import (
+    NormalEquations,
     add_damping,
     add_gram,
     block_cholesky,
     block_cholesky_solve,
+    block_tridiagonal_matvec,
     block_tridiagonal_to_dense,
     chain_normal_equations,
+    compute_delta,
     levenberg_marquardt,
     solve_block_tridiagonal,
+    solve_refined,
 )
 
 BACKENDS = ["scipy", "torch"]
@@ -274,3 +278,78 @@ def test_gil_free_lapack_pointers_load_and_check_signatures():
     with pytest.raises(ImportError, match="unexpected signature"):
         _lapack._check_signature("dpotrf", "void (char *, int64_t *, double *, int64_t *, int64_t *)",
                                  (_lapack._C, _lapack._I, _lapack._P, _lapack._I, _lapack._I))
+
+
+# ------------------------------------------------------------------ mixed precision (float32 + refinement)
+def weighted_chain(weight: float, seed: int = 0, batch: int = 3, T: int = 6, m: int = 9, d: int = 7):
+    """Normal equations of a chain whose first 4 residuals per step carry ``weight`` (LatCo's λ: late
+    iterations reach 1e6), damped by 1e-3 as LM does; and the dense float64 solve as reference."""
+    r, jc, jp = random_chain((batch,), T, m, d, seed=seed)
+    w = torch.ones(batch, T, m, 1, dtype=torch.float64)
+    w[:, :, :4] = weight
+    diag, lower, grad = chain_normal_equations(r * w[..., 0].sqrt(), jc * w.sqrt(), jp * w.sqrt())
+    add_damping(diag, 1e-3)
+    M = block_tridiagonal_to_dense(diag, lower)
+    ref = torch.linalg.solve(M, grad.reshape(batch, -1, 1))[..., 0].reshape(grad.shape)
+    return diag, lower, grad, ref, torch.linalg.cond(M)
+
+
+def block_matvec_reference(diag, lower, x, gram=None):
+    M = block_tridiagonal_to_dense(diag, lower, gram)
+    return (M @ x.reshape(*x.shape[:-2], -1, 1))[..., 0].reshape(x.shape)
+
+
+def test_block_matvec_equals_the_dense_product():
+    diag, lower, rhs, _ = random_spd_system((2,), 5, 6, seed=7)
+    gram = torch.randn(2, 5, 3, 4, dtype=torch.float64)
+    for g in (None, gram):
+        torch.testing.assert_close(block_tridiagonal_matvec(diag, lower, rhs, g),
+                                   block_matvec_reference(diag, lower, rhs, g), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_refined_float32_solve_reaches_float64_accuracy(backend, seed):
+    """Well conditioned (cond ~1e3): the refined float32 solution agrees with the dense float64 solve
+    to float64 accuracy, and float32 alone would not."""
+    diag, lower, grad, ref, cond = weighted_chain(1.0, seed)
+    assert cond.max() < 1e5
+    x, unsolved = solve_refined(diag, lower, grad, backend=backend)
+    assert not unsolved.any()
+    assert ((x - ref).norm() / ref.norm()).item() < 1e-12
+    plain = block_cholesky_solve(block_cholesky(diag, lower, backend, single=True), grad)
+    assert ((plain - ref).norm() / ref.norm()).item() > 1e-9  # the refinement is what makes it exact
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("weight", [1e3, 1e6])
+def test_mixed_lm_step_equals_float64_when_ill_conditioned(backend, weight):
+    """λ ~ 1e3-1e6 (cond up to ~1e9): systems the float32 factor cannot refine are solved in float64,
+    so compute_delta's mixed step still equals the dense float64 solve."""
+    diag, lower, grad, ref, cond = weighted_chain(weight, seed=4)
+    _, unsolved = solve_refined(diag, lower, grad, backend=backend)
+    if weight == 1e6:
+        assert cond.max() > 1e8 and unsolved.any()  # the fallback is exercised
+    ne = NormalEquations(diag.clone(), lower.clone(), grad.clone())
+    ne.diag.diagonal(dim1=-2, dim2=-1).sub_(1e-3)  # compute_delta adds the damping itself
+    damping = torch.full((3,), 1e-3, dtype=torch.float64)
+    delta = compute_delta(ne, damping, backend, precision="mixed")
+    ne64 = NormalEquations(ne.diag.clone(), ne.lower.clone(), ne.grad.clone())
+    ne64.diag.diagonal(dim1=-2, dim2=-1).sub_(1e-3)  # the mixed call damped ne.diag in place
+    delta64 = compute_delta(ne64, damping, backend, precision="float64")
+    # as accurate as the float64 solve, whose own error grows with cond (about cond · 1e-16)
+    assert ((delta - ref).norm() / ref.norm()).item() < max(1e-10, 1e-15 * cond.max().item())
+    assert ((delta - delta64).norm() / delta64.norm()).item() < max(1e-10, 1e-15 * cond.max().item())
+    with pytest.raises(ValueError, match="unknown precision"):
+        compute_delta(ne, torch.full((3,), 1e-3, dtype=torch.float64), backend, precision="half")
+
+
+def test_refined_solve_with_an_unformed_gram_term():
+    diag, lower, rhs, _ = random_spd_system((2,), 5, 6, seed=3)
+    gram = torch.randn(2, 5, 7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    M = block_tridiagonal_to_dense(diag, lower, gram)
+    ref = torch.linalg.solve(M, rhs.reshape(2, -1, 1))[..., 0].reshape(rhs.shape)
+    before = diag.clone()
+    x, unsolved = solve_refined(diag, lower, rhs, gram=gram)
+    assert not unsolved.any() and ((x - ref).norm() / ref.norm()).item() < 1e-12
+    assert torch.equal(diag, before)  # the blocks are not modified

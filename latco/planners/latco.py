@@ -80,6 +80,7 @@ from torch import Tensor
 from latco.planners.base import LatentModel, Plan, PlanningError, check_plan_inputs, register_planner
 from latco.planners.evaluate import IterationTrace, rollout
 from latco.solver import Backend, LMState, NormalEquations, lm_step
+from latco.solver.lm import PRECISIONS, Precision
 
 Constraints = Literal["project", "tanh", "paper"]
 CONSTRAINTS = ("project", "tanh", "paper")
@@ -136,6 +137,10 @@ class LatCoConfig:
     """∂μ/∂(z, a): the model's ``predict_mean_jacobian`` if present ("auto"), or torch.func."""
     backend: Backend = "auto"
     """Block Cholesky backend: scipy LAPACK on CPU, torch.linalg elsewhere ("auto")."""
+    precision: Precision = "float64"
+    """How each LM step is solved: "float64" (block Cholesky in float64) or "mixed" (float32 block
+    Cholesky refined against the float64 system to float64 accuracy; float64 where refinement does
+    not converge; ``latco.solver.compute_delta``). Mixed is cheaper per step on CPUs."""
     solver_threads: int = 2
     """Threads of the CPU block Cholesky: 2 factor the chain from both ends at once (same result)."""
     max_damping: float = 1e8
@@ -186,6 +191,8 @@ class LatCoConfig:
             raise ValueError(f"invalid LatCo option(s): {listed}")
         if self.jacobian not in ("auto", "analytic", "autograd"):
             raise ValueError(f"unknown jacobian {self.jacobian!r}; choose one of: auto, analytic, autograd")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
         if self.constraints not in CONSTRAINTS:
             raise ValueError(f"unknown constraints {self.constraints!r}; "
                              f"choose one of: {', '.join(CONSTRAINTS)}")
@@ -726,7 +733,7 @@ class LatCoPlanner:
             used = state.linearization
             state, accepted = lm_step(linearize, state, damping=cfg.damping, adaptive=cfg.adaptive_damping,
                                       max_damping=cfg.max_damping, backend=cfg.backend,
-                                      threads=cfg.solver_threads,
+                                      threads=cfg.solver_threads, precision=cfg.precision,
                                       project=lambda x: self.project(x, A))  # lines 6-7 (Eq. 4, 5)
             if cfg.hold_memory and (k + 1) % cfg.hold_memory and state.linearization is not used:
                 state.linearization.sticky = used.held  # start the next step with these held

@@ -18,9 +18,11 @@ from latco.solver.blocks import (
     add_gram,
     block_cholesky,
     block_cholesky_solve,
+    block_tridiagonal_matvec,
     block_tridiagonal_to_dense,
     chain_normal_equations,
     solve_block_tridiagonal,
+    solve_refined,
 )
 from latco.solver.lm import ChainLinearization, LMState, compute_delta, levenberg_marquardt, lm_step
 
@@ -34,10 +36,12 @@ __all__ = [
     "add_gram",
     "block_cholesky",
     "block_cholesky_solve",
+    "block_tridiagonal_matvec",
     "block_tridiagonal_to_dense",
     "chain_normal_equations",
     "compute_delta",
     "levenberg_marquardt",
     "lm_step",
     "solve_block_tridiagonal",
+    "solve_refined",
 ]

@@ -88,8 +88,9 @@ def _resolve_backend(backend: Backend, device: torch.device) -> str:
 
 
 def block_cholesky(diag: Tensor, lower: Tensor, backend: Backend = "auto", overwrite: bool = False,
-                   threads: int = 2, gram: Tensor | None = None) -> BlockCholesky:
-    """Block Cholesky factorization of a block-tridiagonal SPD matrix, in float64.
+                   threads: int = 2, gram: Tensor | None = None, single: bool = False) -> BlockCholesky:
+    """Block Cholesky factorization of a block-tridiagonal SPD matrix, in float64 (float32 with
+    ``single``: for ``solve_refined``, which recovers float64 accuracy).
 
     Forward recursion (Golub & Van Loan §4.5.4):  S_0 = A_00,  L_t L_tᵀ = S_t (Cholesky),
     C_t = A_{t+1,t} L_t⁻ᵀ,  S_{t+1} = A_{t+1,t+1} − C_t C_tᵀ.   Cost O(T·d³).
@@ -104,8 +105,9 @@ def block_cholesky(diag: Tensor, lower: Tensor, backend: Backend = "auto", overw
     _check_gram(gram, diag)
     batch_shape = tuple(diag.shape[:-3])
     if _resolve_backend(backend, diag.device) == "torch":
-        return torch_backend.factor(add_gram(diag, gram), lower, batch_shape)
-    return lapack.factor(diag, lower, gram, batch_shape, overwrite, threads)
+        dtype = torch.float32 if single else torch.float64
+        return torch_backend.factor(add_gram(diag, gram), lower, batch_shape, dtype)
+    return lapack.factor(diag, lower, gram, batch_shape, overwrite and not single, threads, single)
 
 
 def _check_gram(gram: Tensor | None, diag: Tensor) -> None:
@@ -164,6 +166,62 @@ def solve_block_tridiagonal(diag: Tensor, lower: Tensor, rhs: Tensor, backend: B
             f"block Cholesky failed for {int(failed.sum())} of {failed.size} systems: "
             "the matrix is not positive definite or has non-finite entries")
     return x
+
+
+def block_tridiagonal_matvec(diag: Tensor, lower: Tensor, x: Tensor, gram: Tensor | None = None) -> Tensor:
+    """M x for the block-tridiagonal M of (diag, lower[, gram]) and x (..., T, d), in float64:
+    (M x)_t = A_tt x_t + A_{t,t-1} x_{t-1} + A_{t+1,t}ᵀ x_{t+1}. O(T·d²), no dense matrix."""
+    diag, lower, x = (v.to(torch.float64) for v in (diag, lower, x))
+    if diag.device.type == "cpu":
+        # numpy's batched matrix-vector product: 3x faster than torch.einsum here, 14x than torch's @
+        D, E, X = diag.numpy(), lower.numpy(), x.numpy()
+        Y = np.matmul(D, X[..., None])[..., 0]
+        Y[..., 1:, :] += np.matmul(E, X[..., :-1, :, None])[..., 0]
+        Y[..., :-1, :] += np.matmul(np.swapaxes(E, -1, -2), X[..., 1:, :, None])[..., 0]
+        if gram is not None:
+            G, g = gram.to(torch.float64).numpy(), gram.shape[-1]
+            Y[..., -g:] += np.matmul(np.swapaxes(G, -1, -2), np.matmul(G, X[..., -g:, None]))[..., 0]
+        return torch.from_numpy(Y)
+    # einsum, not ``A @ x[..., None]``: torch's batched matrix-vector product is ~5x slower (measured)
+    y = torch.einsum("...tij,...tj->...ti", diag, x)
+    y[..., 1:, :] += torch.einsum("...tij,...tj->...ti", lower, x[..., :-1, :])
+    y[..., :-1, :] += torch.einsum("...tji,...tj->...ti", lower, x[..., 1:, :])
+    if gram is not None:
+        g = gram.shape[-1]
+        gram = gram.to(torch.float64)
+        inner = torch.einsum("...tkg,...tg->...tk", gram, x[..., -g:])
+        y[..., -g:] += torch.einsum("...tkg,...tk->...tg", gram, inner)
+    return y
+
+
+def solve_refined(diag: Tensor, lower: Tensor, rhs: Tensor, backend: Backend = "auto", threads: int = 2,
+                  gram: Tensor | None = None, sweeps: int = 4,
+                  tol: float = 1e-9) -> tuple[Tensor, np.ndarray]:
+    """M x = rhs by a float32 block Cholesky and iterative refinement against the float64 M.
+
+    x₀ = M̃⁻¹ b with the float32 factor M̃; then, up to ``sweeps`` times, r = b − M x in float64 and
+    x += M̃⁻¹ r, until every system's correction is below ``tol``·‖x‖ (Wilkinson's mixed-precision
+    refinement: each sweep gains about −log₁₀(cond(M)·2⁻²⁴) digits while cond(M) ≪ 10⁷). Returns x
+    (float64, shaped like rhs) and ``unsolved`` (B,) bool: systems whose float32 factorization broke
+    down or whose corrections did not shrink below ``tol`` — solve those in float64. The blocks are
+    not modified.
+    """
+    T, d = _check_blocks(diag, lower)
+    factor = block_cholesky(diag, lower, backend, threads=threads, gram=gram, single=True)
+    b = rhs.to(torch.float64)
+    x = block_cholesky_solve(factor, b, threads).to(torch.float64)
+    flat = (-1, T * d)
+    unsolved = factor.failed | ~torch.isfinite(x.reshape(flat)).all(1).cpu().numpy()
+    converged = np.zeros_like(unsolved)
+    for _ in range(sweeps):
+        correction = block_cholesky_solve(factor, b - block_tridiagonal_matvec(diag, lower, x, gram), threads)
+        x = x + correction.to(torch.float64)
+        size = correction.reshape(flat).norm(dim=1) / x.reshape(flat).norm(dim=1).clamp(min=1e-300)
+        converged = (size <= tol).cpu().numpy()
+        if (converged | unsolved).all():
+            break
+    unsolved = unsolved | ~converged | ~torch.isfinite(x.reshape(flat)).all(1).cpu().numpy()
+    return x.reshape(rhs.shape), unsolved
 
 
 def block_tridiagonal_to_dense(diag: Tensor, lower: Tensor, gram: Tensor | None = None) -> Tensor:

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import Literal, Protocol, Self
 
 import torch
 from torch import Tensor
 
-from latco.solver.blocks import Backend, NormalEquations, add_damping, block_cholesky, block_cholesky_solve
+from latco.solver.blocks import (
+    Backend,
+    NormalEquations,
+    add_damping,
+    block_cholesky,
+    block_cholesky_solve,
+    solve_refined,
+)
+
+Precision = Literal["float64", "mixed"]
+PRECISIONS = ("float64", "mixed")
 
 
 class ChainLinearization(Protocol):
@@ -62,13 +72,27 @@ class LMState:
 
 
 def compute_delta(ne: NormalEquations, damping: Tensor, backend: Backend = "auto",
-                  threads: int = 2) -> Tensor:
+                  threads: int = 2, precision: Precision = "float64") -> Tensor:
     """Δ = (JᵀJ + damping·I)⁻¹ Jᵀρ (Eq. 5) by block Cholesky; float64, NaN where it broke down.
 
-    ``damping`` (B,) per problem. The blocks of ``ne`` are damped and factored in place.
+    ``damping`` (B,) per problem. The diagonal blocks of ``ne`` are damped in place. ``precision``:
+    "float64" factors them in float64, in place; "mixed" factors a float32 copy and refines the
+    solution against the float64 system (``solve_refined``), and solves in float64 the problems
+    where that does not converge (a float32 factor that breaks down, or cond(M) near 10⁷).
     """
-    factor = block_cholesky(add_damping(ne.diag, damping.to(ne.diag.device)), ne.lower, backend,
-                            overwrite=True, threads=threads, gram=ne.gram)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    diag = add_damping(ne.diag, damping.to(ne.diag.device))
+    if precision == "mixed":
+        delta, unsolved = solve_refined(diag, ne.lower, ne.grad, backend, threads, ne.gram)
+        if not unsolved.any():
+            return delta
+        rows = torch.as_tensor(unsolved, device=diag.device)
+        gram = None if ne.gram is None else ne.gram[rows]
+        factor = block_cholesky(diag[rows], ne.lower[rows], backend, threads=threads, gram=gram)
+        delta[rows] = block_cholesky_solve(factor, ne.grad[rows], threads).to(delta.dtype)
+        return delta
+    factor = block_cholesky(diag, ne.lower, backend, overwrite=True, threads=threads, gram=ne.gram)
     return block_cholesky_solve(factor, ne.grad, threads)
 
 
@@ -82,6 +106,7 @@ def lm_step(
     backend: Backend = "auto",
     threads: int = 2,
     project: Callable[[Tensor], Tensor] | None = None,
+    precision: Precision = "float64",
 ) -> tuple[LMState, Tensor]:
     """One batched LM step: normal equations → block solve → x − Δ (projected) → accept/reject → damping.
 
@@ -95,13 +120,14 @@ def lm_step(
     ``project`` maps a proposed point into the feasible set (LatCo: actions into the box). A
     linearization with a ``refine_step(delta) -> bool`` method may ask for the step to be solved once
     more after seeing it (LatCo holds the actions at the bound that the step pushes outward).
+    ``precision``: how the step is solved (``compute_delta``).
     Returns the new state and accepted (B,) bool: which problems moved.
     """
     x, lin, mu, failed = state.x, state.linearization, state.damping, state.failed
-    delta = compute_delta(lin.normal_equations(), mu, backend, threads)
+    delta = compute_delta(lin.normal_equations(), mu, backend, threads, precision)
     refine = getattr(lin, "refine_step", None)
     if refine is not None and refine(delta):  # e.g. LatCo's projected step: hold more bounds, solve again
-        delta = compute_delta(lin.normal_equations(), mu, backend, threads)
+        delta = compute_delta(lin.normal_equations(), mu, backend, threads, precision)
     delta = delta.to(x.dtype)
     x_new = x - delta
     if project is not None:

@@ -1,5 +1,6 @@
 """The torch backend (non-CPU devices, or scipy without usable BLAS pointers): the forward block
-Cholesky recursion and substitution of ``latco.solver.blocks``, batched in float64 ``torch.linalg``."""
+Cholesky recursion and substitution of ``latco.solver.blocks``, batched in float64 (or float32)
+``torch.linalg``."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from torch import Tensor
 from latco.solver.blocks import BlockCholesky
 
 
-def factor(diag: Tensor, lower: Tensor, batch_shape: tuple[int, ...]) -> BlockCholesky:
-    """``block_cholesky`` by the forward recursion (split = T-1); non-finite systems are marked failed."""
+def factor(diag: Tensor, lower: Tensor, batch_shape: tuple[int, ...],
+           dtype: torch.dtype = torch.float64) -> BlockCholesky:
+    """``block_cholesky`` by the forward recursion (split = T-1) in ``dtype``; non-finite systems are
+    marked failed."""
     T, d = diag.shape[-3], diag.shape[-1]
     B = int(np.prod(batch_shape, dtype=np.int64))
-    D = diag.detach().to(torch.float64).reshape(B, T, d, d)
-    Bl = lower.detach().to(torch.float64).reshape(B, T - 1, d, d)
+    D = diag.detach().to(dtype).reshape(B, T, d, d)
+    Bl = lower.detach().to(dtype).reshape(B, T - 1, d, d)
     failed = ~(torch.isfinite(D).flatten(1).all(1) & torch.isfinite(Bl).flatten(1).all(1))
     D = torch.where(failed[:, None, None, None], torch.eye(d, dtype=D.dtype, device=D.device), D)
     Bl = torch.where(failed[:, None, None, None], torch.zeros_like(Bl), Bl)
@@ -42,7 +45,7 @@ def solve(factor: BlockCholesky, rhs: Tensor) -> Tensor:
     """``block_cholesky_solve`` for a torch factor: forward then backward substitution."""
     L, Ct = factor.L, factor.C
     B, T, d = L.shape[0], L.shape[1], L.shape[-1]
-    f = rhs.detach().to(device=L.device, dtype=torch.float64).reshape(B, T, d, 1)
+    f = rhs.detach().to(device=L.device, dtype=L.dtype).reshape(B, T, d, 1)
     ys = []
     for t in range(T):
         g = f[:, t] if t == 0 else f[:, t] - Ct[:, t - 1].mT @ ys[-1]
