@@ -202,8 +202,12 @@ def evaluate(
     image_size = image_size or model.cfg.image_size
     log = EvaluationLog(out_dir) if out_dir is not None else None
     if log is not None:
+        config = getattr(planner, "config", None)
+        defaults = {f"planner.options.{f.name}": f.default for f in dataclasses.fields(config)
+                    if f.default is not dataclasses.MISSING} if dataclasses.is_dataclass(config) else {}
         log.claim({"task": task, "seed": seed, "image_size": image_size,
-                   "planner": describe_planner(planner), **({"t_cache": t_cache} if t_cache else {})})
+                   "planner": describe_planner(planner), **({"t_cache": t_cache} if t_cache else {})},
+                  defaults)
     rows: dict[int, dict] = log.finished_rows() if log is not None else {}
     todo = [i for i in range(episodes) if i not in rows]
     if todo:

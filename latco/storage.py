@@ -150,13 +150,18 @@ class EvaluationLog:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.rows_path = self.folder / "rows.jsonl"
 
-    def claim(self, description: dict) -> None:
+    def claim(self, description: dict, defaults: dict | None = None) -> None:
         """Record what this folder evaluates (``evaluation.json``: task, seed, planner and its options);
         a folder that holds an evaluation of something else raises ValueError naming the difference,
-        so a re-run with another planner never returns the old rows as its own."""
+        so a re-run with another planner never returns the old rows as its own. ``defaults`` (dotted
+        path -> value): options added to the code since the folder was claimed, absent from its
+        record, match when they hold these values (their defaults keep what the code did before)."""
         path, description = self.folder / "evaluation.json", jsonable(description)
         if path.exists():
             diffs = differences(json.loads(path.read_text()), description)
+            defaults = jsonable(defaults or {})
+            diffs = {k: (old, new) for k, (old, new) in diffs.items()
+                     if not (old == "<absent>" and k in defaults and defaults[k] == jsonable(new))}
             if diffs:
                 raise ValueError(f"{self.folder} holds an evaluation made with other settings "
                                  f"({describe(diffs)}); evaluate into another folder, or delete this one "

@@ -227,6 +227,18 @@ def test_an_evaluation_folder_refuses_another_planner_setting(tmp_path):
     evaluate(model, make_planner("gd", iterations=2), "obstacle", 1, out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"other settings \(planner.options.iterations: 2 -> 3\)"):
         evaluate(model, make_planner("gd", iterations=3), "obstacle", 1, out_dir=tmp_path, progress=False)
+    # a folder claimed before an option existed: the option at its default still matches (resumes),
+    # at another value it does not
+    import json
+
+    claimed = tmp_path / "evaluation.json"
+    record = json.loads(claimed.read_text())
+    del record["planner"]["options"]["lr"]  # as if GD had no lr option when the folder was made
+    claimed.write_text(json.dumps(record))
+    evaluate(model, make_planner("gd", iterations=2), "obstacle", 1, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"planner.options.lr: '<absent>' -> 0.5"):
+        evaluate(model, make_planner("gd", iterations=2, lr=0.5), "obstacle", 1, out_dir=tmp_path,
+                 progress=False)
 
 
 @pytest.mark.parametrize("given", [
