@@ -88,6 +88,11 @@ def test_offline_runs_cover_every_model_and_the_closed_loop_rows():
     assert len(runs) == 3 * 3 + 2 * 3 + 2  # 3 Obstacle models, 1 Reach, 1 Push; LatCo and CEM closed loop
     assert ("obstacle", "gd", 2, None) in runs and ("obstacle", "latco", 0, 10) in runs
     assert ("obstacle", "gd", 0, 10) not in runs
+    # closed loop on Table 2's first 50 starts, open loop on all 100
+    assert quick.offline_episodes("obstacle") == 100 and quick.offline_episodes("obstacle", 10) == 50
+    assert quick.offline_episodes("reach", 10) == 20
+    with pytest.raises(ValueError, match="closed_loop_episodes must be >= 1"):
+        quick.with_overrides({"closed_loop_episodes": 0})
     with pytest.raises(ValueError, match="closed_loop_planners.*mppi"):
         quick.with_overrides({"closed_loop_planners": ["mppi"]})
     assert not [r for r in runs if r[0] != "obstacle" and (r[2] or r[3])]

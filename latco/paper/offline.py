@@ -20,7 +20,7 @@ from latco import data, envs
 from latco.agent import evaluate
 from latco.model import RSSM
 from latco.paper import paths, settings
-from latco.paper.profiles import Profile, eval_episodes, make_profile_planner, world_model_config
+from latco.paper.profiles import Profile, make_profile_planner, world_model_config
 from latco.paper.recipe import oracle_data
 from latco.paper.results import MODEL_DONE, write_marker
 from latco.replay import Replay
@@ -97,7 +97,7 @@ def offline_evaluation(
     model that ``model`` is, so a re-trained model re-makes the evaluation; None: a model from
     elsewhere). An evaluation made with other settings is moved aside and made anew, never returned.
     """
-    episodes = eval_episodes(profile, envs.task_spec(task).eval_episodes)
+    episodes = profile.offline_episodes(task, t_cache)
     agent = make_profile_planner(profile, planner, **planner_overrides)
     wanted = settings.offline_settings(profile, task, planner, model_seed, t_cache, data_seed,
                                        **planner_overrides)

@@ -163,6 +163,9 @@ class Profile:
     for T_cache = H steps, open loop). Table 2 shows them as their own rows."""
     closed_loop_planners: tuple[str, ...] = ()
     """The planners of the ``closed_loop`` evaluations (empty: every offline planner)."""
+    closed_loop_episodes: int | None = None
+    """The ``closed_loop`` evaluations run on the first this many of the task's offline start states
+    (the same starts as Table 2's first episodes; None: all of them)."""
     task_online: dict[str, OnlineConfig] = field(default_factory=dict)
     """Per-task online training where it differs from ``online`` (a Sawyer episode is 4-5 times
     longer than an Obstacle one and renders every step, so equal episode counts cost unequal time)."""
@@ -221,11 +224,22 @@ class Profile:
         return runs
 
     def __post_init__(self) -> None:
+        if self.closed_loop_episodes is not None and self.closed_loop_episodes < 1:
+            raise ValueError("closed_loop_episodes must be >= 1 (or None: all), "
+                             f"got {self.closed_loop_episodes}")
         stray = [p for p in self.closed_loop_planners if p not in self.offline_planners]
         if stray:
             raise ValueError(f"closed_loop_planners {stray} are not offline planners "
                              f"({', '.join(self.offline_planners)}): a closed-loop row compares with their "
                              "open-loop rows")
+
+    def offline_episodes(self, task: str, t_cache: int | None = None) -> int:
+        """Episodes of an offline evaluation of ``task``: the paper's count scaled by ``eval_fraction``;
+        a closed-loop one (``t_cache``) at most ``closed_loop_episodes``."""
+        episodes = eval_episodes(self, task_spec(task).eval_episodes)
+        if t_cache is not None and self.closed_loop_episodes is not None:
+            episodes = min(episodes, self.closed_loop_episodes)
+        return episodes
 
     def closed_loop_planner_names(self) -> tuple[str, ...]:
         """The planners evaluated closed loop (``closed_loop_planners``, else every offline planner)."""
@@ -313,6 +327,7 @@ QUICK = replace(
     task_models={"obstacle": 3},
     closed_loop={"obstacle": 10},
     closed_loop_planners=("latco", "cem"),
+    closed_loop_episodes=50,
     gpu=False,
     timing=replace(PAPER.timing, budget_s=20.0, compare_paper=True),
 )

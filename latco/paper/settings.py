@@ -325,10 +325,9 @@ def offline_settings(profile: Profile, task: str, planner: str, seed: int | None
     the episodes, ``t_cache`` (None: the task's, not recorded) and the profile's offline model trained
     with ``seed`` on the data of ``data_seed`` (``model_settings``; seed None: a model from elsewhere)."""
     from latco.paper.offline import OFFLINE_EVAL_SEED
-    from latco.paper.profiles import eval_episodes
 
     out = {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
-           "episodes": eval_episodes(profile, task_spec(task).eval_episodes), "eval_seed": OFFLINE_EVAL_SEED,
+           "episodes": profile.offline_episodes(task, t_cache), "eval_seed": OFFLINE_EVAL_SEED,
            "model": None if seed is None else model_settings(profile, task, seed, data_seed=data_seed)}
     if t_cache is not None:
         out["t_cache"] = int(t_cache)
