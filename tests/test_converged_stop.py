@@ -90,14 +90,3 @@ def test_mixed_precision_plans_like_float64(problem: str) -> None:
     with pytest.raises(ValueError, match="unknown precision"):
         LatCoConfig(precision="float16")
 
-
-def test_fast_options_are_valid_latco_options_and_beat_one_short_plan() -> None:
-    """FAST_OPTIONS: two 24-iteration plans, the better returned (what makes it better than one plan
-    of the paper's 200 on a trained model is the second start; here: a valid config that plans)."""
-    from latco.planners import FAST_OPTIONS
-
-    config = LatCoConfig(**FAST_OPTIONS)
-    assert (config.n_plans, config.iterations) == (2, 24)
-    model, z0, H = analytic.problems()["point-mass"]
-    plan = make_planner("latco", **FAST_OPTIONS).plan(model, z0, H)
-    assert plan.trace["plan_rewards"].shape == (2,) and len(plan.trace["dynamics_violation"]) == 24

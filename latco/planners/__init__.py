@@ -41,10 +41,8 @@ from latco.planners.base import (
     make_planner,
     planner_config,
 )
-from latco.planners.latco import FAST_OPTIONS
 
 __all__ = [
-    "FAST_OPTIONS",
     "LatentModel",
     "ModelContractError",
     "Plan",

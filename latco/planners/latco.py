@@ -90,13 +90,6 @@ SATURATED_REWARD = math.log(99.0)
 """Above this reward softplus(−r) has slope sigmoid(−r) < 0.01: the paper's residual is saturated."""
 
 
-FAST_OPTIONS: dict[str, int] = {"n_plans": 2, "iterations": 24}
-"""A LatCo plan in about 3 s on 2 CPU cores with the paper-sized RSSM (H = 30), better than the paper's
-setting on the trained quick Obstacle model: ``make_planner("latco", **FAST_OPTIONS)``. Two plans
-from different initializations, 24 LM iterations each, the better one returned; measured by
-``benchmarks/planning_time.py`` (docs: performance). The config's defaults stay the paper's."""
-
-
 @dataclass(frozen=True)
 class LatCoConfig:
     """Hyperparameters of the LatCo planner; defaults are the paper's (App. B)."""
