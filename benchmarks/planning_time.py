@@ -17,9 +17,10 @@ interleaved, through scipy on one thread.
 Part 3 (with ``--results``, e.g. ``results/quick`` after ``make paper``): cheaper LatCo settings
 against the paper's (1 plan, 200 iterations, float64) on a *trained* model (how many iterations the
 early stop takes depends on the model, so they are counted there): the early stop
-(``LatCoConfig.stop_tol``) in float64 and mixed precision, and two plans of 24 iterations. Per setting: the iterations used, the model return of the executed (clipped) actions
-from ``--starts`` held-out first frames, and the seconds per plan of that many iterations timed on
-the paper-sized RSSM.
+(``LatCoConfig.stop_tol``) in float64 and mixed precision, and two plans of 24 iterations. Per
+setting: the iterations used, the model return of the executed (clipped) actions from ``--starts``
+held-out first frames, and the seconds per plan of that many iterations timed on the paper-sized
+RSSM.
 """
 
 from __future__ import annotations
