@@ -1,5 +1,6 @@
-"""The offline experiment (paper App. "Offline training", Tables 2 and 3): one world model per task,
-trained on the fixed offline data, then every planner evaluated on it from the same start states.
+"""The offline experiment (the paper's appendix, "Offline training"; Tables 2 and 3): one world model
+per task, trained on the fixed offline data, then every planner evaluated on it from the same start
+states.
 
 Each step is resumable, records the settings it was made with (``latco.paper.settings``) and marks its
 result finished (``latco.paper.results``):

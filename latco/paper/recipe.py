@@ -1,5 +1,5 @@
-"""The offline data recipe (paper App. "Offline training"): noisy-oracle episodes, plus random-action
-and greedy episodes so the model also sees failures, plus held-out oracle episodes.
+"""The offline data recipe (the paper's appendix, "Offline training"): noisy-oracle episodes, plus
+random-action and greedy episodes so the model also sees failures, plus held-out oracle episodes.
 
 Every split is collected resumably (``latco.data.collect``), and the data directory gets
 ``episodes.json`` when all are on disk (``latco.paper.results``). The folder's ``settings.json`` records

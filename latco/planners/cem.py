@@ -1,4 +1,4 @@
-"""CEM: PlaNet's cross-entropy method over action sequences (paper §6.3 and App. B, "CEM").
+"""CEM: PlaNet's cross-entropy method over action sequences (paper §6.3 and appendix B, "CEM").
 
 A diagonal Gaussian over the H×A action sequence starts at mean 0, std 1. Each iteration samples
 ``samples`` sequences, clips them to the action box, scores each by the model reward along its
