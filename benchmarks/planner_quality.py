@@ -38,6 +38,8 @@ ANALYTIC_PLANNERS = {
     "LatCo, constraints=paper": ("latco", {"constraints": "paper"}),
     "LatCo, constraints=tanh": ("latco", {"constraints": "tanh"}),
     "LatCo, 4 plans x 50": ("latco", {"n_plans": 4, "iterations": 50}),
+    "LatCo + polish 20": ("latco", {"polish_iterations": 20}),
+    "LatCo + polish 100": ("latco", {"polish_iterations": 100}),
     "LatCo, 4 plans + polish 20": ("latco", {"n_plans": 4, "polish_iterations": 20}),
     "CEM 30 x 1000 (quick)": ("cem", {"iterations": 30, "samples": 1000}),
     "GD 500 (paper)": ("gd", {}),
