@@ -90,3 +90,30 @@ def test_mixed_precision_plans_like_float64(problem: str) -> None:
     with pytest.raises(ValueError, match="unknown precision"):
         LatCoConfig(precision="float16")
 
+
+
+@pytest.mark.parametrize("n_plans", [1, 2])
+def test_plan_batch_equals_one_plan_per_start(n_plans: int) -> None:
+    """Several starts in one batched LM give each start the plan ``plan`` gives it alone (with a
+    deterministic initialization, init_std=0, the only difference is the batch)."""
+    model, z0, H = analytic.problems()["point-mass"]
+    z0s = torch.stack([z0, z0 + 0.3, z0 - 0.2])
+    options = {"iterations": 60, "init_std": 0.0, "n_plans": n_plans}
+    batched = make_planner("latco", **options).plan_batch(model, z0s, H)
+    assert len(batched) == 3
+    for start, plan in zip(z0s, batched, strict=True):
+        alone = make_planner("latco", **options).plan(model, start, H)
+        torch.testing.assert_close(plan.actions, alone.actions, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(plan.features[0], start)
+        assert plan.trace["plan_rewards"].shape == (n_plans,)
+        assert len(plan.trace["dynamics_violation"]) == 60
+
+
+def test_plan_batch_refuses_what_it_cannot_do() -> None:
+    model, z0, H = analytic.problems()["point-mass"]
+    with pytest.raises(ValueError, match="shift"):
+        make_planner("latco", shift=10).plan_batch(model, z0[None], H)
+    with pytest.raises(ValueError, match=r"z0s must be N >= 1 start features of shape \(N, 2\)"):
+        make_planner("latco").plan_batch(model, z0, H)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        make_planner("latco").plan_batch(model, torch.stack([z0, z0 * float("nan")]), H)

@@ -337,6 +337,15 @@ def plan_actions(x: Tensor, action_size: int, action_max: float, constraints: Co
     return action_max * torch.tanh(u) if constraints == "tanh" else u
 
 
+CURVES = ("dynamics_violation", "predicted_reward", "action_violation", "lam", "nu", "damping")
+"""The per-iteration curves every LatCo plan's trace holds (empty with ``iterations=0``)."""
+
+
+def start_rows(z0: Tensor, batch: int) -> Tensor:
+    """(batch, F) start features: z0 (F,) shared by every plan, or one per plan (batch, F) as is."""
+    return z0.reshape(-1, z0.shape[-1]).expand(batch, -1)
+
+
 def collocation_residuals(model: LatentModel, z0: Tensor, x: Tensor, action_max: float,
                           constraints: Constraints = "project",
                           reward: Tensor | None = None,
@@ -349,7 +358,7 @@ def collocation_residuals(model: LatentModel, z0: Tensor, x: Tensor, action_max:
     A = model.action_size
     a = plan_actions(x, A, action_max, constraints)
     z_next = x[..., A:]
-    z_prev = torch.cat([z0.expand(x.shape[0], 1, -1), z_next[:, :-1]], 1)
+    z_prev = torch.cat([start_rows(z0, x.shape[0])[:, None], z_next[:, :-1]], 1)
     if reward is None:
         reward = model.reward(z_next)
     act = (a.abs() - action_max).clamp(min=0) if constraints == "paper" else torch.zeros_like(a)
@@ -378,10 +387,10 @@ def warn_if_saturated(r0: Tensor, reward: Tensor, stacklevel: int = 3) -> bool:
     """With the paper's residual softplus(−r): warn (RuntimeWarning) and return True if r(z0) and
     every finite reward of the initial latents (B, H) exceed ln 99, where sigmoid(−r) < 0.01."""
     finite = reward[torch.isfinite(reward)]
-    if not (bool(torch.isfinite(r0)) and float(r0) > SATURATED_REWARD
+    if not (bool(torch.isfinite(r0).all()) and float(r0.min()) > SATURATED_REWARD
             and bool((finite > SATURATED_REWARD).all())):
         return False
-    low = min(float(r0), float(finite.min())) if finite.numel() else float(r0)
+    low = min(float(r0.min()), float(finite.min())) if finite.numel() else float(r0.min())
     warnings.warn(
         f"LatCo: the predicted reward is at least {low:.3g} at z0 and at every initial latent, too large "
         f"for the paper's residual softplus(−r), whose slope is below 0.01 beyond {SATURATED_REWARD:.2f}: "
@@ -690,11 +699,37 @@ class LatCoPlanner:
         ``snapshot_iteration`` (n,), ``snapshot_features`` (n, H+1, F) and ``snapshot_actions``
         (n, H, A) of the chosen plan after those iterations (0 = initialization).
         """
-        cfg = self.config
         z0 = check_plan_inputs(model, z0, horizon)
-        B, H, A = cfg.n_plans, int(horizon), model.action_size
+        return self._plan(model, z0[None], int(horizon))[0]
+
+    @torch.no_grad()
+    def plan_batch(self, model: LatentModel, z0s: Tensor, horizon: int) -> list[Plan]:
+        """Plans from N start features z0s (N, F) at once: the N·``n_plans`` problems share one
+        batched LM loop (one Jacobian, normal-equation and solver call per iteration for all; MPC
+        over N vectorized environments). ``result[i]`` is start i's plan, chosen among its own
+        ``n_plans`` as ``plan`` chooses. An early stop (``stop_tol``) waits for every problem. The
+        random initializations are drawn for all problems at once, so ``result[i]`` need not equal
+        ``plan(model, z0s[i], horizon)`` unless ``init_std=0``. Not with ``shift`` (a warm start
+        follows one start's plans)."""
+        if self.config.shift is not None:
+            raise ValueError("plan_batch plans several starts at once; shift (the MPC warm start) "
+                             "follows one start's plans: use plan() per start, or shift=None")
+        if not isinstance(z0s, Tensor):
+            z0s = torch.as_tensor(z0s)
+        if z0s.dim() != 2 or z0s.shape[0] < 1:
+            raise ValueError(f"z0s must be N >= 1 start features of shape (N, {model.feature_size}), "
+                             f"got shape {tuple(z0s.shape)}")
+        starts = torch.stack([check_plan_inputs(model, z0, horizon) for z0 in z0s])
+        return self._plan(model, starts, int(horizon))
+
+    def _plan(self, model: LatentModel, starts: Tensor, H: int) -> list[Plan]:
+        """The LM loop of ``plan`` for checked start features ``starts`` (N, F), ``n_plans`` each."""
+        cfg = self.config
+        N, A = starts.shape[0], model.action_size
+        B = N * cfg.n_plans
+        z0 = starts.repeat_interleave(cfg.n_plans, 0)  # (B, F): problem b starts at start b // n_plans
         x = self.initial_plan(B, H, model, z0)
-        warm = self.warm_start(model, H)
+        warm = self.warm_start(model, H) if N == 1 else None
         if warm is not None:
             x[0] = warm.to(x.dtype)
         multipliers = Multipliers.from_config(cfg, B, H, z0.device)
@@ -718,7 +753,7 @@ class LatCoPlanner:
         def snapshot(k: int, x: Tensor) -> None:
             if trace.wants_snapshot(k):  # only then build the (B, H+1, F) copy
                 a = plan_actions(x, A, cfg.action_max, cfg.constraints)
-                trace.snapshot(k, a, features=torch.cat([z0.expand(B, 1, -1), x[..., A:]], 1))
+                trace.snapshot(k, a, features=torch.cat([z0[:, None], x[..., A:]], 1))
 
         snapshot(0, x)
         monitor = ConvergenceMonitor(cfg.stop_tol, cfg.stop_window, cfg.stop_violation * cfg.eps,
@@ -757,9 +792,10 @@ class LatCoPlanner:
                     snapshot(stopped_at, state.x)
                     break
             snapshot(k + 1, state.x)
-        plan = self._choose(model, z0, state, trace, reference)
-        plan.trace["stopped_at"] = np.asarray(stopped_at)
-        return plan
+        plans = self._choose(model, z0, state, trace, reference)
+        for plan in plans:
+            plan.trace["stopped_at"] = np.asarray(stopped_at)
+        return plans
 
     def polish(self, model: LatentModel, z0: Tensor, actions: Tensor,
                reference: Tensor | None = None) -> Tensor:
@@ -780,16 +816,12 @@ class LatCoPlanner:
         return a.detach()
 
     def _choose(self, model: LatentModel, z0: Tensor, state: LMState, trace: IterationTrace,
-                reference: Tensor | None = None) -> Plan:
-        """The plan whose clipped actions earn the most model reward through μ (authors' code)."""
-        cfg, A = self.config, model.action_size
+                reference: Tensor | None = None) -> list[Plan]:
+        """Per start, the plan whose clipped actions earn the most model reward through μ (authors'
+        code); z0 (B, F) the start of each problem, ``n_plans`` consecutive problems per start."""
+        cfg, A, n = self.config, model.action_size, self.config.n_plans
         x, failed = state.x, state.failed.to(z0.device)
         B = x.shape[0]
-        if bool(failed.all()):
-            raise PlanningError(
-                f"LatCo failed on all {B} plan(s): the model returned NaN/Inf (or the LM system broke "
-                f"down) and raising the damping to {cfg.max_damping:g} did not recover a finite step. "
-                "Check the model and z0 for non-finite outputs, or lower init_std.")
         raw = plan_actions(x, A, cfg.action_max, cfg.constraints)
         actions = raw.clamp(-cfg.action_max, cfg.action_max)
         if cfg.polish_iterations:
@@ -798,19 +830,31 @@ class LatCoPlanner:
         plan_rewards = rewards.double().sum(-1)
         plan_rewards = torch.where(failed | ~torch.isfinite(plan_rewards),
                                    torch.full_like(plan_rewards, -math.inf), plan_rewards)
-        if bool(failed.any()):
-            warnings.warn(f"LatCo: {int(failed.sum())} of {B} plans hit non-finite values and were dropped",
-                          RuntimeWarning, stacklevel=3)
-        best = int(torch.argmax(plan_rewards)) if bool(torch.isfinite(plan_rewards).any()) else \
-            int(torch.nonzero(~failed)[0])
-        self._previous = x[best].clone()
-        planned = torch.cat([z0[None], x[best, :, A:]], 0)
-        features = rolled[best] if cfg.polish_iterations else planned
-        out = trace.as_dict(plan=best)
-        for name in ("dynamics_violation", "predicted_reward", "action_violation", "lam", "nu", "damping"):
-            out.setdefault(name, np.zeros(0))  # iterations=0
-        out["plan_rewards"] = plan_rewards.cpu().numpy()
-        out["rejected_steps"] = state.rejected[best].numpy().copy()
-        out["raw_action_max"] = raw[best].abs().max().double().cpu().numpy()
-        out["feasibility_gap"] = (planned - rolled[best]).abs().max().double().cpu().numpy()
-        return Plan(actions=actions[best], features=features, trace=out)
+        plans = []
+        for i in range(B // n):
+            rows = slice(i * n, (i + 1) * n)
+            where = "" if B == n else f" from start {i}"
+            if bool(failed[rows].all()):
+                raise PlanningError(
+                    f"LatCo failed on all {n} plan(s){where}: the model returned NaN/Inf (or the LM "
+                    f"system broke down) and raising the damping to {cfg.max_damping:g} did not recover a "
+                    "finite step. Check the model and z0 for non-finite outputs, or lower init_std.")
+            if bool(failed[rows].any()):
+                warnings.warn(f"LatCo: {int(failed[rows].sum())} of {n} plans{where} hit non-finite values "
+                              "and were dropped", RuntimeWarning, stacklevel=4)
+            ours = plan_rewards[rows]
+            best = i * n + (int(torch.argmax(ours)) if bool(torch.isfinite(ours).any())
+                            else int(torch.nonzero(~failed[rows])[0]))
+            if B == n:
+                self._previous = x[best].clone()
+            planned = torch.cat([z0[best][None], x[best, :, A:]], 0)
+            features = rolled[best] if cfg.polish_iterations else planned
+            out = trace.as_dict(plan=best)
+            for name in CURVES:
+                out.setdefault(name, np.zeros(0))  # iterations=0
+            out["plan_rewards"] = ours.cpu().numpy()
+            out["rejected_steps"] = state.rejected[best].numpy().copy()
+            out["raw_action_max"] = raw[best].abs().max().double().cpu().numpy()
+            out["feasibility_gap"] = (planned - rolled[best]).abs().max().double().cpu().numpy()
+            plans.append(Plan(actions=actions[best], features=features, trace=out))
+        return plans
