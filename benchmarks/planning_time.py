@@ -14,6 +14,9 @@ Part 2b: what a float32 factorization could save (mixed precision with iterative
 three LAPACK calls of one block step (potrf, trsm, syrk on a d × d block) in float64 and float32,
 interleaved, through scipy on one thread.
 
+Part 4: ``--batch-starts`` start features planned one after another against one
+``LatCoPlanner.plan_batch`` call (MPC over vectorized environments), ``--few`` iterations each.
+
 Part 3 (with ``--results``, e.g. ``results/quick`` after ``make paper``): cheaper LatCo settings
 against the paper's (1 plan, 200 iterations, float64) on a *trained* model (how many iterations the
 early stop takes depends on the model, so they are counted there): the early stop
@@ -205,6 +208,24 @@ def block_precision(d: int, rounds: int) -> None:
         print(f"  {op:<6s} float64 {f64:6.3f} ms   float32 {f32:6.3f} ms   ratio {f32 / f64:.2f}")
 
 
+def batched_starts(model: RSSM, horizon: int, starts: int, iterations: int) -> None:
+    """Part 4: ``starts`` plans one after another against one ``plan_batch`` call (per start)."""
+    g = torch.Generator().manual_seed(3)
+    z0s = torch.randn(starts, model.feature_size, generator=g)
+    planner = make_planner("latco", iterations=iterations)
+    planner.plan_batch(model, z0s[:1], horizon)  # warm-up
+    tick = time.perf_counter()
+    for z0 in z0s:
+        planner.plan(model, z0, horizon)
+    one_by_one = (time.perf_counter() - tick) / starts
+    tick = time.perf_counter()
+    planner.plan_batch(model, z0s, horizon)
+    batched = (time.perf_counter() - tick) / starts
+    print(f"\n{starts} starts, {iterations} LM iterations each, paper-sized RSSM: one after another "
+          f"{one_by_one:.2f} s per start, in one plan_batch {batched:.2f} s per start "
+          f"({batched / one_by_one:.2f}x)")
+
+
 def cheaper_settings(tolerances: list[float], iterations: int) -> dict[str, dict]:
     """Part 3's LatCo settings: the paper's, the early stop (float64 and mixed), two short plans."""
     out = {"paper: 1 plan x 200, float64": {"iterations": iterations}}
@@ -254,6 +275,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds for the breakdown")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op threads")
     parser.add_argument("--few", type=int, default=10, help="iterations timed for the slow configurations")
+    parser.add_argument("--batch-starts", type=int, default=4, help="part 4: starts planned at once")
     parser.add_argument("--results", default=None, help="part 3: a results folder with trained models")
     parser.add_argument("--task", default="obstacle", help="part 3: whose trained model")
     parser.add_argument("--starts", type=int, default=10, help="part 3: held-out start frames")
@@ -293,6 +315,9 @@ def main() -> None:
     torch.set_num_threads(default_threads)
     print("\nPaper (App. B): 14 s per 30-step LatCo plan on one RTX 2080 Ti.")
     block_precision(model.feature_size + model.action_size, args.rounds)
+    torch.set_num_threads(args.threads[0])
+    batched_starts(model, H, args.batch_starts, args.few)
+    torch.set_num_threads(default_threads)
     if args.results:
         torch.set_num_threads(args.threads[0])
         cheaper_plans_table(args.results, args.task, args.starts, cheaper_settings(args.stop_tols, K), H,
