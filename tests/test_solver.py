@@ -300,11 +300,17 @@ def block_matvec_reference(diag, lower, x, gram=None):
 
 
 def test_block_matvec_equals_the_dense_product():
+    """Both paths: numpy on CPU (what block_tridiagonal_matvec takes here), torch.einsum elsewhere."""
+    from latco.solver.blocks import _matvec, _torch_matvec
+
     diag, lower, rhs, _ = random_spd_system((2,), 5, 6, seed=7)
     gram = torch.randn(2, 5, 3, 4, dtype=torch.float64)
     for g in (None, gram):
-        torch.testing.assert_close(block_tridiagonal_matvec(diag, lower, rhs, g),
-                                   block_matvec_reference(diag, lower, rhs, g), rtol=1e-12, atol=1e-12)
+        reference = block_matvec_reference(diag, lower, rhs, g)
+        torch.testing.assert_close(block_tridiagonal_matvec(diag, lower, rhs, g), reference,
+                                   rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(_matvec(_torch_matvec, torch.transpose, diag, lower, rhs, g), reference,
+                                   rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

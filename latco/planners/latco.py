@@ -140,7 +140,9 @@ class LatCoConfig:
     precision: Precision = "float64"
     """How each LM step is solved: "float64" (block Cholesky in float64) or "mixed" (float32 block
     Cholesky refined against the float64 system to float64 accuracy; float64 where refinement does
-    not converge; ``latco.solver.compute_delta``). Mixed is cheaper per step on CPUs."""
+    not converge; ``latco.solver.compute_delta``). On a 2-core CPU mixed was measured slower per
+    step (52.0 against 46.3 ms at paper size: the refinement costs more than float32 saves); it is
+    there for hardware where float32 is much faster than float64 (docs: performance)."""
     solver_threads: int = 2
     """Threads of the CPU block Cholesky: 2 factor the chain from both ends at once (same result)."""
     max_damping: float = 1e8
@@ -773,20 +775,20 @@ class LatCoPlanner:
             if cfg.hold_memory and (k + 1) % cfg.hold_memory and state.linearization is not used:
                 state.linearization.sticky = used.held  # start the next step with these held
             res = state.linearization.res
-            multipliers.update(res.dynamics_violation(), res.action_violation(), accepted)  # line 8
+            violation, act_violation = res.dynamics_violation(), res.action_violation()  # (B, H) each
+            multipliers.update(violation, act_violation, accepted)  # line 8
             if best:  # next to the multiplier update: r_ref stays fixed within each LM step
                 reference = update_reference(state)
                 trace.record(k, reward_reference=reference)
             trace.tick(k)
-            trace.record(k, dynamics_violation=res.dynamics_violation().mean(1),
-                         predicted_reward=res.reward.double().mean(1),
-                         action_violation=res.action_violation().mean(1),
+            mean_reward = res.reward.double().mean(1)
+            trace.record(k, dynamics_violation=violation.mean(1), predicted_reward=mean_reward,
+                         action_violation=act_violation.mean(1),
                          lam=multipliers.lam.mean(1), nu=multipliers.nu.mean(1), damping=state.damping)
             if monitor is not None and k + 1 < cfg.iterations:
                 a_max = cfg.action_max
                 executed = plan_actions(state.x, A, a_max, cfg.constraints).clamp(-a_max, a_max)
-                reward = res.reward.double().mean(1)
-                if monitor.update(res.dynamics_violation(), reward, executed, state.failed):
+                if monitor.update(violation, mean_reward, executed, state.failed):
                     stopped_at = k + 1
                     trace.stop(stopped_at)
                     snapshot(stopped_at, state.x)

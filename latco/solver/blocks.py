@@ -170,28 +170,32 @@ def solve_block_tridiagonal(diag: Tensor, lower: Tensor, rhs: Tensor, backend: B
 
 def block_tridiagonal_matvec(diag: Tensor, lower: Tensor, x: Tensor, gram: Tensor | None = None) -> Tensor:
     """M x for the block-tridiagonal M of (diag, lower[, gram]) and x (..., T, d), in float64:
-    (M x)_t = A_tt x_t + A_{t,t-1} x_{t-1} + A_{t+1,t}ᵀ x_{t+1}. O(T·d²), no dense matrix."""
+    (M x)_t = A_tt x_t + A_{t,t-1} x_{t-1} + A_{t+1,t}ᵀ x_{t+1}. O(T·d²), no dense matrix. On CPU
+    through numpy's batched matrix-vector product (3x faster than torch.einsum there), elsewhere
+    through torch.einsum (torch's ``A @ x[..., None]`` is ~5x slower than einsum; measured)."""
     diag, lower, x = (v.to(torch.float64) for v in (diag, lower, x))
+    gram = None if gram is None else gram.to(torch.float64)
     if diag.device.type == "cpu":
-        # numpy's batched matrix-vector product: 3x faster than torch.einsum here, 14x than torch's @
-        D, E, X = diag.numpy(), lower.numpy(), x.numpy()
-        Y = np.matmul(D, X[..., None])[..., 0]
-        Y[..., 1:, :] += np.matmul(E, X[..., :-1, :, None])[..., 0]
-        Y[..., :-1, :] += np.matmul(np.swapaxes(E, -1, -2), X[..., 1:, :, None])[..., 0]
-        if gram is not None:
-            G, g = gram.to(torch.float64).numpy(), gram.shape[-1]
-            Y[..., -g:] += np.matmul(np.swapaxes(G, -1, -2), np.matmul(G, X[..., -g:, None]))[..., 0]
-        return torch.from_numpy(Y)
-    # einsum, not ``A @ x[..., None]``: torch's batched matrix-vector product is ~5x slower (measured)
-    y = torch.einsum("...tij,...tj->...ti", diag, x)
-    y[..., 1:, :] += torch.einsum("...tij,...tj->...ti", lower, x[..., :-1, :])
-    y[..., :-1, :] += torch.einsum("...tji,...tj->...ti", lower, x[..., 1:, :])
-    if gram is not None:
-        g = gram.shape[-1]
-        gram = gram.to(torch.float64)
-        inner = torch.einsum("...tkg,...tg->...tk", gram, x[..., -g:])
-        y[..., -g:] += torch.einsum("...tkg,...tk->...tg", gram, inner)
-    return y
+        return torch.from_numpy(_matvec(np.matmul, np.swapaxes, diag.numpy(), lower.numpy(), x.numpy(),
+                                        None if gram is None else gram.numpy()))
+    return _matvec(_torch_matvec, torch.transpose, diag, lower, x, gram)
+
+
+def _torch_matvec(a: Tensor, v: Tensor) -> Tensor:
+    """a (..., i, j) times v (..., j, 1) by einsum."""
+    return torch.einsum("...ij,...j->...i", a, v[..., 0])[..., None]
+
+
+def _matvec(matvec, swap, D, E, X, G):
+    """``block_tridiagonal_matvec`` with the batched product ``matvec(A, v[..., None])`` and the
+    axis swap ``swap`` of numpy or torch, on arrays of that library."""
+    Y = matvec(D, X[..., None])[..., 0]
+    Y[..., 1:, :] += matvec(E, X[..., :-1, :, None])[..., 0]
+    Y[..., :-1, :] += matvec(swap(E, -1, -2), X[..., 1:, :, None])[..., 0]
+    if G is not None:
+        g = G.shape[-1]
+        Y[..., -g:] += matvec(swap(G, -1, -2), matvec(G, X[..., -g:, None]))[..., 0]
+    return Y
 
 
 def solve_refined(diag: Tensor, lower: Tensor, rhs: Tensor, backend: Backend = "auto", threads: int = 2,
