@@ -23,13 +23,14 @@ from torch import Tensor
 
 
 class LinearModel:
-    """z' = A z + B a with reward −‖z − goal‖²: convex, and at ``|a| ≤ 1`` the bound is active."""
+    """z' = A z + B a with reward −‖z − goal‖²: convex, and at ``|a| ≤ 1`` the bound is active
+    unless ``gain`` (scaling B) makes the goal cheap to approach, e.g. 4 or more."""
 
-    def __init__(self, F: int = 4, A: int = 2, seed: int = 1) -> None:
+    def __init__(self, F: int = 4, A: int = 2, seed: int = 1, gain: float = 1.0) -> None:
         g = torch.Generator().manual_seed(seed)
         self.feature_size, self.action_size = F, A
         self.A = torch.eye(F) + 0.1 * torch.randn(F, F, generator=g)
-        self.B = 0.3 * torch.randn(F, A, generator=g)
+        self.B = 0.3 * gain * torch.randn(F, A, generator=g)
         self.goal = torch.ones(F)
 
     def predict_mean(self, z: Tensor, a: Tensor) -> Tensor:
@@ -183,6 +184,8 @@ def problems() -> dict[str, tuple[object, Tensor, int]]:
     """Named (model, z0, horizon) cases of the tests and the planner-quality benchmark."""
     return {
         "linear": (LinearModel(seed=1), torch.zeros(4), 10),
+        # the optimum inside the bound; LatCo's loop alone stalls far from it (latco.planners.polish)
+        "linear-strong": (LinearModel(F=3, A=2, seed=4, gain=8.0), torch.zeros(3), 10),
         "double-integrator": (DoubleIntegrator(axes=2, goal=3.0), torch.zeros(4), 20),
         "point-mass": (PointMass(goal=(3.0, 1.0)), torch.zeros(2), 15),
         "pendulum": (Pendulum(), torch.zeros(2), 30),

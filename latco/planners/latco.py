@@ -79,6 +79,7 @@ from torch import Tensor
 
 from latco.planners.base import LatentModel, Plan, PlanningError, check_plan_inputs, register_planner
 from latco.planners.evaluate import IterationTrace, rollout
+from latco.planners.polish import lbfgsb_polish
 from latco.solver import Backend, LMState, NormalEquations, lm_step
 from latco.solver.lm import PRECISIONS, Precision
 
@@ -156,10 +157,15 @@ class LatCoConfig:
     """Projected step: actions held in one step start the next steps held (saves solving again),
     and every this many iterations the held set is forgotten and found anew (0: never remember)."""
     polish_iterations: int = 0
-    """After the LM loop, this many projected Adam steps on the actions of every plan through the
-    rollout (shooting on LatCo's objective ½Σ softplus(−r)²), from the collocation actions (0: none)."""
+    """After the LM loop, this many steps on the actions of every plan through the rollout
+    (shooting on LatCo's objective ½Σ softplus(−r)², ``polish_method``), from the collocation
+    actions, so the returned actions are optimal for their own rollout (0: none, the paper)."""
+    polish_method: Literal["lbfgsb", "adam"] = "lbfgsb"
+    """How the polish steps: "lbfgsb", L-BFGS-B iterations per plan with the bound as box constraints
+    (``latco.planners.polish``), or "adam", projected Adam steps of ``polish_lr`` (GD's optimizer,
+    no host round trip per step); either keeps a plan's collocation actions where it did not help."""
     polish_lr: float = 0.05
-    """Adam step size of the polish (GD's, App. B)."""
+    """Adam step size of the "adam" polish (GD's, App. B)."""
     stop_tol: float = 0.0
     """0 (the paper): always run all ``iterations``. > 0: stop early once every plan has converged,
     i.e. over the last ``stop_window`` iterations each step's dynamics violation stayed within
@@ -191,6 +197,8 @@ class LatCoConfig:
         if bad:
             listed = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
             raise ValueError(f"invalid LatCo option(s): {listed}")
+        if self.polish_method not in ("lbfgsb", "adam"):
+            raise ValueError(f"unknown polish_method {self.polish_method!r}; choose one of: lbfgsb, adam")
         if self.jacobian not in ("auto", "analytic", "autograd"):
             raise ValueError(f"unknown jacobian {self.jacobian!r}; choose one of: auto, analytic, autograd")
         if self.precision not in PRECISIONS:
@@ -801,21 +809,33 @@ class LatCoPlanner:
 
     def polish(self, model: LatentModel, z0: Tensor, actions: Tensor,
                reference: Tensor | None = None) -> Tensor:
-        """``polish_iterations`` projected Adam steps on actions (B, H, A) through the rollout,
+        """``polish_iterations`` steps (``polish_method``) on actions (B, H, A) through the rollout,
         minimizing ½Σ_t softplus(−(r(z_{t+1}) − r_ref))² (LatCo's objective once the dynamics hold),
-        r_ref (B,) the LM loop's final ``reference`` per plan (None: the paper's 0)."""
+        r_ref (B,) the LM loop's final ``reference`` per plan (None: the paper's 0). Returns each
+        plan's best actions seen (the start included), so the polish never makes a plan worse: with a
+        fixed step size Adam can oscillate around an optimum that sits inside the bound."""
         cfg = self.config
+        if cfg.polish_method == "lbfgsb":
+            return lbfgsb_polish(model, z0, actions, reference, cfg.polish_iterations, cfg.action_max)
         a = actions.detach().clone().requires_grad_(True)
+        best, best_loss = a.detach().clone(), None
         optimizer = torch.optim.Adam([a], lr=cfg.polish_lr)
-        for _ in range(cfg.polish_iterations):
+        for k in range(cfg.polish_iterations + 1):
             with torch.enable_grad():
                 _, rewards = rollout(model, z0, a)
-                loss = 0.5 * reward_residual(rewards, reference).pow(2).sum()
-                optimizer.zero_grad(set_to_none=False)
-                loss.backward()
+                per_plan = 0.5 * reward_residual(rewards, reference).pow(2).sum(-1)
+            loss = per_plan.detach()
+            better = loss <= best_loss if best_loss is not None else torch.ones_like(loss, dtype=torch.bool)
+            best = torch.where(better[:, None, None], a.detach(), best)
+            best_loss = loss if best_loss is None else torch.where(better, loss, best_loss)
+            if k == cfg.polish_iterations:
+                break
+            optimizer.zero_grad(set_to_none=False)
+            with torch.enable_grad():
+                per_plan.sum().backward()
             optimizer.step()
             a.data.clamp_(-cfg.action_max, cfg.action_max)
-        return a.detach()
+        return best
 
     def _choose(self, model: LatentModel, z0: Tensor, state: LMState, trace: IterationTrace,
                 reference: Tensor | None = None) -> list[Plan]:
