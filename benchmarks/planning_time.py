@@ -233,6 +233,9 @@ def cheaper_settings(tolerances: list[float], iterations: int) -> dict[str, dict
         out |= {f"stop_tol {tol:g}, {precision}": {"iterations": iterations, "stop_tol": tol,
                                                    "precision": precision} for tol in tolerances}
     out["2 plans x 24 iterations"] = {"n_plans": 2, "iterations": 24}
+    out["stop_tol 0.05 + L-BFGS-B polish 30"] = {"iterations": iterations, "stop_tol": 0.05,
+                                                 "polish_iterations": 30}
+    out["2 plans x 24 + L-BFGS-B polish 30"] = {"n_plans": 2, "iterations": 24, "polish_iterations": 30}
     return out
 
 
