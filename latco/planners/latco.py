@@ -79,7 +79,7 @@ from torch import Tensor
 
 from latco.planners.base import LatentModel, Plan, PlanningError, check_plan_inputs, register_planner
 from latco.planners.evaluate import IterationTrace, rollout
-from latco.planners.polish import lbfgsb_polish
+from latco.planners.polish import lbfgsb_polish, shooting_objective
 from latco.solver import Backend, LMState, NormalEquations, lm_step
 from latco.solver.lm import PRECISIONS, Precision
 
@@ -822,8 +822,7 @@ class LatCoPlanner:
         optimizer = torch.optim.Adam([a], lr=cfg.polish_lr)
         for k in range(cfg.polish_iterations + 1):
             with torch.enable_grad():
-                _, rewards = rollout(model, z0, a)
-                per_plan = 0.5 * reward_residual(rewards, reference).pow(2).sum(-1)
+                per_plan = shooting_objective(model, z0, a, reference)
             loss = per_plan.detach()
             better = loss <= best_loss if best_loss is not None else torch.ones_like(loss, dtype=torch.bool)
             best = torch.where(better[:, None, None], a.detach(), best)

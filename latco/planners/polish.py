@@ -64,8 +64,8 @@ def lbfgsb_polish(model: LatentModel, z0: Tensor, actions: Tensor, reference: Te
                           options={"maxiter": int(iterations)})
         polished = torch.as_tensor(result.x, dtype=start.dtype, device=start.device)
         polished = polished.reshape(start[rows].shape)
-        if np.isfinite(result.fun) and bool(shooting_objective(model, z0[rows], polished, ref)
-                                            < shooting_objective(model, z0[rows], start[rows], ref)):
+        before = float(shooting_objective(model, z0[rows], start[rows], ref))
+        if np.isfinite(result.fun) and result.fun < before:  # result.fun: the polished actions' objective
             out[rows] = polished
     return out
 
