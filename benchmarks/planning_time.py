@@ -235,7 +235,11 @@ def cheaper_settings(tolerances: list[float], iterations: int) -> dict[str, dict
     out["2 plans x 24 iterations"] = {"n_plans": 2, "iterations": 24}
     out["stop_tol 0.05 + L-BFGS-B polish 30"] = {"iterations": iterations, "stop_tol": 0.05,
                                                  "polish_iterations": 30}
-    out["2 plans x 24 + L-BFGS-B polish 30"] = {"n_plans": 2, "iterations": 24, "polish_iterations": 30}
+    out["latco-fast: 2 x 24 + L-BFGS-B 30"] = {"n_plans": 2, "iterations": 24, "polish_iterations": 30}
+    out["stop_tol 0.05, mixed + polish 30"] = {"iterations": iterations, "stop_tol": 0.05,
+                                               "precision": "mixed", "polish_iterations": 30}
+    out["2 plans x 24, mixed + polish 30"] = {"n_plans": 2, "iterations": 24, "precision": "mixed",
+                                              "polish_iterations": 30}
     return out
 
 

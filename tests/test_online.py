@@ -113,6 +113,15 @@ def test_offline_to_online_run_starts_from_the_offline_model_and_data(tmp_path):
     assert state["step"] == offline_steps + 2 * profile.online.train_steps_per_episode
     assert read_record(run_dir)["settings"]["offline_model"] == read_record(model_dir)["settings"]
     assert list(online_evaluations(run_dir)["episodes_collected"]) == [0, 2]
+    # eval_at_start off: the offline model is not evaluated again, and Table 1 has no first value
+    from latco.paper.tables import online_table
+
+    skip = profile.with_overrides({"online.eval_at_start": False})
+    skipped = online_training(task, "latco", skip, paths.online_dir(results, task, "latco", 5), seed=5,
+                              device="cpu", iterations=2)
+    assert list(skipped["episodes_collected"]) == [2]
+    row = online_table({(task, "latco", 5): skipped}).iloc[0]
+    assert row["success (first eval)"] == "n/a" and row["episodes collected"] == 2
 
     # the offline model trained further: the run is stale and is made again from the new model
     longer = profile.with_overrides({"train.steps": offline_steps + 4})

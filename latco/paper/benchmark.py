@@ -80,7 +80,7 @@ def planning_time_table(models: Mapping[str, LatentModel], planners: Mapping[str
     return pd.DataFrame(rows)
 
 
-TIMED_PLANNERS = ("latco", "cem", "gd", "mppi", "icem", "latco-no-relax", "latco-first-order")
+TIMED_PLANNERS = ("latco", "latco-fast", "cem", "gd", "mppi", "icem", "latco-no-relax", "latco-first-order")
 """Every registered planner (``latco.planners.available_planners``), in the order tables list them."""
 
 

@@ -107,8 +107,11 @@ def online_training(
     agent = make_profile_planner(profile, planner, **planner_overrides)
 
     def evaluate_if_due(collected: int, model: RSSM) -> None:
-        """Evaluate before the first planner episode (the seed-data model), after every
-        eval_every-th episode, and at the end (resumes a half-finished evaluation)."""
+        """Evaluate before the first planner episode (the seed-data or offline model; unless
+        ``eval_at_start`` is off), after every eval_every-th episode, and at the end (resumes a
+        half-finished evaluation)."""
+        if collected == 0 and not cfg.eval_at_start:
+            return
         if collected % cfg.eval_every == 0 or collected == cfg.episodes:
             with _timed(run_dir, "evaluate", collected):
                 evaluate(model, agent, task, cfg.eval_episodes, seed=ONLINE_EVAL_SEED,

@@ -139,7 +139,8 @@ def online_table(runs: Mapping[tuple[str, str, int], pd.DataFrame],
     runs (n/a for a single run: one run says nothing about the spread), each run's last success,
     and the number of runs. ``protocols`` (task -> label, ``OnlineConfig.protocol``) adds a column
     saying how each task's runs started: from scratch, or offline → online (the first evaluation is
-    then the offline model's)."""
+    then the offline model's). "success (first eval)" is the evaluation at episode 0, n/a where the
+    runs skipped it (``OnlineConfig.eval_at_start``; Table 2 has the offline model's success)."""
     grouped: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for (task, planner, _seed), evals in runs.items():
         if len(evals):
@@ -152,7 +153,9 @@ def online_table(runs: Mapping[tuple[str, str, int], pd.DataFrame],
                     **({"protocol": protocols.get(task, "")} if protocols is not None else {}),
                     "runs": len(evals),
                     "episodes collected": int(last["episodes_collected"].min()),
-                    "success (first eval)": fmt(first["success"]),
+                    # a run not evaluated at episode 0 (``eval_at_start`` off) has no first value
+                    "success (first eval)": (fmt(first["success"]) if (first["episodes_collected"] == 0).all()
+                                             else "n/a"),
                     "success (last eval)": fmt(last["success"]),
                     "success 95 % CI (runs)": fmt_ci(last["success"]) if len(evals) > 1 else "n/a",
                     "success per run": ", ".join(f"{v:.2f}" for v in last["success"]),

@@ -19,16 +19,20 @@ few calls on a batch of two; later plans skip it) and raises ``ModelContractErro
 naming the member, what it returned and what was expected; the optional derivatives are also
 compared with central finite differences.
 
+``latco`` runs the paper's settings (App. B); ``latco-fast`` is LatCo with two plans of 24 iterations
+and an L-BFGS-B polish of the returned actions, about a third of the time for as much model reward
+(beyond the paper; ``LatCoFastConfig``).
+
 ``Plan.trace`` keys: each planner's ``plan`` docstring lists them: ``LatCoPlanner.plan``
-(``latco``, ``latco-no-relax``), ``LatCoFirstOrderPlanner.plan``, ``CEMPlanner.plan`` (``mppi``
-too, with ``weighted_return`` for ``elite_return``), ``ICEMPlanner.plan`` and ``GDPlanner.plan``.
+(``latco``, ``latco-fast``, ``latco-no-relax``), ``LatCoFirstOrderPlanner.plan``, ``CEMPlanner.plan``
+(``mppi`` too, with ``weighted_return`` for ``elite_return``), ``ICEMPlanner.plan`` and ``GDPlanner.plan``.
 """
 
 from latco.planners import ablations as _ablations  # noqa: F401  ("latco-no-relax", "latco-first-order")
 from latco.planners import cem as _cem  # noqa: F401  (registers "cem")
 from latco.planners import gd as _gd  # noqa: F401  (registers "gd")
 from latco.planners import icem as _icem  # noqa: F401  (registers "icem")
-from latco.planners import latco as _latco  # noqa: F401  (registers "latco")
+from latco.planners import latco as _latco  # noqa: F401  (registers "latco", "latco-fast")
 from latco.planners import mppi as _mppi  # noqa: F401  (registers "mppi")
 from latco.planners.base import (
     LatentModel,
