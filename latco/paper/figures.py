@@ -88,6 +88,10 @@ def online_curves(runs: Mapping[tuple[str, str, int], pd.DataFrame], title: str 
                     markersize=max(9 - 2 * i, 3), color=f"C{i}", linewidth=2,
                     label=f"{planner} ({len(evals)} seed{'s' if len(evals) > 1 else ''})")
         ax.set_title(task, fontsize=10)
+        # from episode 0 on, even for runs evaluated only at their end (``OnlineConfig.eval_at_start``)
+        last = max([float(e["episodes_collected"].max()) for (t, _, _), e in runs.items()
+                    if t == task and len(e)] + [1.0])
+        ax.set_xlim(-0.05 * last, 1.05 * last)
         ax.set_xlabel("planner episodes collected")
         ax.set_ylim(-0.05, 1.05)
         ax.grid(True, alpha=0.3)
