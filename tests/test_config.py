@@ -85,9 +85,10 @@ def test_offline_runs_cover_every_model_and_the_closed_loop_rows():
     assert quick.model_seeds("obstacle") == (0, 1, 2) and quick.model_seeds("reach") == (0,)
     assert quick.model_seeds("obstacle", seed=5) == (5, 6, 7)
     runs = quick.offline_runs()
-    assert len(runs) == 3 * 3 + 2 * 3 + 2  # 3 Obstacle models, 1 Reach, 1 Push; LatCo and CEM closed loop
+    assert len(runs) == 3 * 3 + 2 * 3 + 3  # 3 Obstacle models, 1 Reach, 1 Push; every planner closed loop
     assert ("obstacle", "gd", 2, None) in runs and ("obstacle", "latco", 0, 10) in runs
-    assert ("obstacle", "gd", 0, 10) not in runs
+    assert ("obstacle", "gd", 0, 10) in runs and ("obstacle", "gd", 1, 10) not in runs
+    assert quick.with_overrides({"closed_loop_planners": ["latco"]}).closed_loop_planner_names() == ("latco",)
     # closed loop on Table 2's first 50 starts, open loop on all 100
     assert quick.offline_episodes("obstacle") == 100 and quick.offline_episodes("obstacle", 10) == 50
     assert quick.offline_episodes("reach", 10) == 20
