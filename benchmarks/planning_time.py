@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from latco.model import RSSM, WorldModelConfig
-from latco.planners import make_planner
+from latco.planners import make_planner, planner_config
 from latco.planners.evaluate import rollout_return
 from latco.planners.latco import (
     CollocationLinearization,
@@ -235,7 +235,9 @@ def cheaper_settings(tolerances: list[float], iterations: int) -> dict[str, dict
     out["2 plans x 24 iterations"] = {"n_plans": 2, "iterations": 24}
     out["stop_tol 0.05 + L-BFGS-B polish 30"] = {"iterations": iterations, "stop_tol": 0.05,
                                                  "polish_iterations": 30}
-    out["latco-fast: 2 x 24 + L-BFGS-B 30"] = {"n_plans": 2, "iterations": 24, "polish_iterations": 30}
+    fast = planner_config("latco-fast")  # its own options, so the row follows the preset
+    out[f"latco-fast: {fast.n_plans} x {fast.iterations} + L-BFGS-B {fast.polish_iterations}"] = {
+        "n_plans": fast.n_plans, "iterations": fast.iterations, "polish_iterations": fast.polish_iterations}
     out["stop_tol 0.05, mixed + polish 30"] = {"iterations": iterations, "stop_tol": 0.05,
                                                "precision": "mixed", "polish_iterations": 30}
     out["2 plans x 24, mixed + polish 30"] = {"n_plans": 2, "iterations": 24, "precision": "mixed",
