@@ -62,14 +62,23 @@ def test_online_runs_per_task_and_the_seeds_switch():
     assert quick.online_for("reach").explore_noise == paper.online.explore_noise == 0.3  # Algorithm 1's noise
     # the grid: quick runs one seed per task, the paper 3; task_online_seeds gives a task its own
     assert len(paper.online_runs()) == 27 and len(set(paper.online_runs())) == 27
-    assert quick.online_runs() == [(t, p, 0) for t in TASKS for p in ("latco", "cem", "gd")]
-    runs = dataclasses.replace(quick, task_online_seeds={"obstacle": (0, 1, 2)}).online_runs()
+    # quick: task_online_planners leaves GD out of the Sawyer runs (the paper runs every planner)
+    assert quick.online_runs() == [("obstacle", p, 0) for p in ("latco", "cem", "gd")] + [
+        (t, p, 0) for t in ("reach", "push") for p in ("latco", "cem")]
+    every = dataclasses.replace(quick, task_online_planners={})
+    assert every.online_runs() == [(t, p, 0) for t in TASKS for p in ("latco", "cem", "gd")]
+    runs = dataclasses.replace(every, task_online_seeds={"obstacle": (0, 1, 2)}).online_runs()
     assert {(t, s) for t, _, s in runs} == {("obstacle", 0), ("obstacle", 1), ("obstacle", 2), ("reach", 0),
                                             ("push", 0)}
     assert len(runs) == 5 * 3 and {p for _, p, _ in runs} == {"latco", "cem", "gd"}
+    with pytest.raises(ValueError, match="task_online_planners"):
+        dataclasses.replace(quick, task_online_planners={"reach": ("latco", "nope")})
+    with pytest.raises(ValueError, match="task_online_planners"):
+        dataclasses.replace(quick, task_online_planners={"cartpole": ("latco",)})
     # snakemake --config seeds=N: N seeds on every task
-    assert quick.with_seeds(3).online_runs() == paper.online_runs() and quick.with_seeds(None) is quick
-    assert len(quick.with_seeds(1).online_runs()) == 9
+    assert every.with_seeds(3).online_runs() == paper.online_runs() and quick.with_seeds(None) is quick
+    assert len(quick.with_seeds(3).online_runs()) == 3 * 7
+    assert len(every.with_seeds(1).online_runs()) == 9
     assert quick.with_seeds(3).online_for("push") == quick.online_for("push")
     with pytest.raises(ValueError, match="positive number"):
         quick.with_seeds(0)
@@ -89,8 +98,8 @@ def test_offline_runs_cover_every_model_and_the_closed_loop_rows():
     assert ("obstacle", "gd", 2, None) in runs and ("obstacle", "latco", 0, 10) in runs
     assert ("obstacle", "gd", 0, 10) in runs and ("obstacle", "gd", 1, 10) not in runs
     assert quick.with_overrides({"closed_loop_planners": ["latco"]}).closed_loop_planner_names() == ("latco",)
-    # closed loop on Table 2's first 50 starts, open loop on all 100
-    assert quick.offline_episodes("obstacle") == 100 and quick.offline_episodes("obstacle", 10) == 50
+    # closed loop on Table 2's first 30 starts, open loop on all 100
+    assert quick.offline_episodes("obstacle") == 100 and quick.offline_episodes("obstacle", 10) == 30
     assert quick.offline_episodes("reach", 10) == 20
     with pytest.raises(ValueError, match="closed_loop_episodes must be >= 1"):
         quick.with_overrides({"closed_loop_episodes": 0})

@@ -23,18 +23,20 @@ def test_overrides_by_dotted_path_change_exactly_those_settings():
     quick = get_profile("quick")
     changed = quick.with_overrides({"planners.latco.iterations": "100", "task_train_steps.obstacle": 9000,
                                     "train.lr": "1e-3", "task_online.reach.episodes": 12,
-                                    "online_seeds": "0,1",
+                                    "online_seeds": "0,1", "task_online_planners.push": "latco,cem,gd",
                                     "planners.icem.samples": 256, "task_data.push.noise": 0.2})
     assert changed.planners["latco"] == {"n_plans": 4, "iterations": 100}  # the profile's n_plans kept
     assert changed.planners["icem"] == {"samples": 256}  # a planner the profile runs at paper settings
     assert changed.train_for("obstacle").steps == 9000 and changed.train_for("reach").steps == 8000
     assert changed.train.lr == 0.001 and changed.online_seeds == (0, 1)
-    assert changed.online_for("reach").episodes == 12 and changed.online_for("push").episodes == 10
+    assert changed.online_for("reach").episodes == 12 and changed.online_for("push").episodes == 5
+    assert changed.task_online_planners == {"reach": ("latco", "cem"), "push": ("latco", "cem", "gd")}
     assert changed.data_for("push").noise == 0.2 and changed.data_for("reach").noise == 0.3
     # everything else as it was
     untouched = replace(changed, planners=quick.planners, task_train_steps=quick.task_train_steps,
                         train=quick.train, task_online=quick.task_online, online_seeds=quick.online_seeds,
-                        task_data=quick.task_data, overrides={})
+                        task_data=quick.task_data, task_online_planners=quick.task_online_planners,
+                        overrides={})
     assert untouched == quick
     assert changed.overrides["planners.latco.iterations"] == 100  # typed, and remembered
     # nested dicts (snakemake --config planners='{latco: {iterations: 7}}') are the same overrides

@@ -138,7 +138,7 @@ def valid_paths(profile: Profile) -> list[str]:
             out.append("planners.<planner>.<option>")
         elif f.name in ("task_data", "task_online"):
             out.append(f"{f.name}.<task>.<field>")
-        elif f.name in ("task_train_steps", "task_online_seeds"):
+        elif f.name in ("task_train_steps", "task_online_seeds", "task_online_planners"):
             out.append(f"{f.name}.<task>")
         else:
             out.append(f.name)
@@ -159,7 +159,7 @@ def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
         return replace(profile, **{head: inner}), value
     if head == "planners":
         return _override_planner(profile, parts, value, key)
-    if head in ("task_data", "task_online", "task_train_steps", "task_online_seeds"):
+    if head in ("task_data", "task_online", "task_train_steps", "task_online_seeds", "task_online_planners"):
         if len(parts) < 2 or parts[1] not in TASKS:
             raise SettingsError(f"{key!r}: name a task after {head} ({', '.join(TASKS)}), "
                                 f"e.g. {head}.obstacle" + (".<field>" if head in ("task_data", "task_online")
@@ -173,7 +173,9 @@ def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
         else:
             if len(parts) != 2:
                 raise SettingsError(f"unknown setting {key!r}; {head} takes a task: {head}.<task>")
-            value = coerce(value, int if head == "task_train_steps" else tuple[int, ...], key)
+            kind = {"task_train_steps": int,
+                    "task_online_planners": tuple[str, ...]}.get(head, tuple[int, ...])
+            value = coerce(value, kind, key)
             table[task] = value
         return replace(profile, **{head: table}), value
     if len(parts) != 1:
