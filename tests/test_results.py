@@ -3,6 +3,7 @@ its maker."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -33,6 +34,12 @@ def test_readers_return_what_the_producers_computed(smoke_results):
     plans = run.plans(0)
     assert len(plans) == offline["plans"][0] and plans[0].step == 0
     assert plans[0].features.shape[0] == 31 and plans[0].actions.shape == (30, 2)
+    # Fig. 4's reader: a plan and the frames from the step it was made at
+    plan, frames = run.plan_and_frames(0, 0)
+    assert plan.step == 0 and np.array_equal(plan.features, plans[0].features)
+    assert np.array_equal(frames, episode.images)
+    with pytest.raises(IndexError, match="has 1 plans; plan 1 does not exist"):
+        run.plan_and_frames(0, 1)
     model = results.model(root, "obstacle")
     assert not model.training
     starts = results.heldout_starts(model, root, "obstacle", 2)

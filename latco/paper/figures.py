@@ -133,18 +133,20 @@ def trajectories(episodes: Mapping[str, Episode], columns: int = 6, title: str =
     return fig
 
 
-def planned_vs_executed(model: RSSM, runs: Mapping[str, tuple[np.ndarray, Episode]],
+def planned_vs_executed(model: RSSM, runs: Mapping[str, tuple[np.ndarray, Episode | np.ndarray]],
                         steps: Sequence[int], title: str = "") -> Figure:
-    """Fig. 4: per planner, the first plan's ``Plan.features`` decoded (top) above the frames the
-    agent then saw (bottom), at the same time ``steps``. For LatCo these are its planned latents
-    (feasible to the tolerance, ``trace['feasibility_gap']``); for shooting planners, the model's
-    rollout of their actions: the row labels say which."""
+    """Fig. 4: per planner, a plan's ``Plan.features`` decoded (top) above the frames the agent then
+    saw (bottom; an ``Episode`` that starts with the plan, or its frames from the plan's step,
+    ``Evaluation.plan_and_frames``), at the same time ``steps``. For LatCo these are its planned
+    latents (feasible to the tolerance, ``trace['feasibility_gap']``); for shooting planners, the
+    model's rollout of their actions: the row labels say which."""
     fig = Figure(figsize=(1.3 * len(steps) + 1.2, 2.7 * len(runs)))
     axes = fig.subplots(2 * len(runs), len(steps), squeeze=False)
     for r, (label, (features, episode)) in enumerate(runs.items()):
         planned = decode(model, features[[min(t, len(features) - 1) for t in steps]])
         image_strip(planned, [f"t={t}" for t in steps], axes=axes[2 * r])
-        image_strip(episode.images[[min(t, len(episode)) for t in steps]], axes=axes[2 * r + 1])
+        frames = getattr(episode, "images", episode)
+        image_strip(frames[[min(t, len(frames) - 1) for t in steps]], axes=axes[2 * r + 1])
         kind = "planned latents" if label.lower().startswith("latco") else "rollout of plan"
         axes[2 * r, 0].set_ylabel(f"{label}\n{kind}", fontsize=8)
         axes[2 * r + 1, 0].set_ylabel(f"{label}\nexecuted", fontsize=8)

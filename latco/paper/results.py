@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -166,6 +167,16 @@ class Evaluation:
     def plans(self, index: int) -> list[storage.SavedPlan]:
         """Every plan of episode ``index``, first plan first."""
         return storage.load_plans(self.folder / "plans" / Path(self.table["plans_file"][index]).name)
+
+    def plan_and_frames(self, index: int, plan: int = 0) -> tuple[storage.SavedPlan, np.ndarray]:
+        """Plan ``plan`` (0: the first) of episode ``index`` and the frames the agent saw from the step
+        it was made at: ``frames[t]`` is the observation t steps after the plan's start (Fig. 4)."""
+        plans = self.plans(index)
+        if not -len(plans) <= plan < len(plans):
+            raise IndexError(f"episode {index} of {self.folder} has {len(plans)} plans; plan {plan} does "
+                             f"not exist (0 .. {len(plans) - 1})")
+        chosen = plans[plan]
+        return chosen, self.episode(index).images[chosen.step:]
 
 
 def offline(results: str | os.PathLike, task: str, planner: str, model_seed: int = 0,
