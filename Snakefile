@@ -93,8 +93,13 @@ def offline_params(w):
                                                      data_seed=SEED))
 def online_params(w):  # an offline -> online run depends on the offline model too: a new one re-makes it
     return settings.digest(settings.online_settings(PROF, w.task, w.planner, int(w.seed), SEED))
-def online_inputs(w):  # offline -> online runs start from the task's offline data and model
-    return [data_done(w.task), model_done(w.task)] if PROF.online_for(w.task).start == "offline" else []
+def online_inputs(w):
+    """Offline -> online runs start from the task's offline data and model; from-scratch runs from the
+    seed episodes and first model that every planner's run of the seed shares (made once)."""
+    if PROF.online_for(w.task).start == "offline":
+        return [data_done(w.task), model_done(w.task)]
+    return [results.seed_phase_done(R, w.task, w.seed)]
+def seed_phase_params(w): return settings.digest(settings.seed_phase_settings(PROF, w.task, int(w.seed)))
 LATCO_PARAMS = settings.digest(settings.planner_settings(PROF, "latco"))  # Figs. 1, 5, 7 plan with it
 TIMING_PARAMS = settings.digest({"planners": {p: settings.planner_settings(PROF, p) for p in sorted(PROF.planners)},
                                  "timing": asdict(PROF.timing), "world_model": asdict(PROF.world_model)})
@@ -213,6 +218,19 @@ rule online:
     shell: "{RUN} notebooks/04_online_training.ipynb {output.nb} --threads {threads} -p profile {PROFILE} "
            "-p results {R} -p seed {wildcards.seed} -p task {wildcards.task} -p planner {wildcards.planner} "
            "-p overrides {OVR} > {log} 2>&1"
+
+
+rule online_seed_phase:
+    # Algorithm 1's seed episodes and first training, the same for every planner's run of a seed
+    output: results.seed_phase_done(R, "{task}", "{seed}")
+    log: LOGS / "04_online_{task}_seed_phase_seed{seed}.log"
+    benchmark: R / "benchmarks" / "04_online_{task}_seed_phase_seed{seed}.tsv"
+    threads: 1
+    priority: 2  # the online runs of its seed wait for it
+    params: settings=seed_phase_params
+    resources: mem_mb=4000, runtime=minutes(0.5, 6), gpu=int(GPU), slurm_extra="'--gres=gpu:1'" if GPU else ""
+    shell: "{sys.executable} -m latco.paper.online --task {wildcards.task} --seed {wildcards.seed} "
+           "--profile {PROFILE} --results {R} --overrides {OVR} --threads {threads} > {log} 2>&1"
 
 
 rule tasks_figure:

@@ -136,3 +136,47 @@ def test_offline_to_online_run_starts_from_the_offline_model_and_data(tmp_path):
     with pytest.raises(SettingsMismatch, match="train.steps"):
         online_training(task, "latco", profile, paths.online_dir(results, task, "latco", 4), seed=4,
                         device="cpu")
+
+
+def test_runs_of_one_seed_share_a_seed_phase_bit_for_bit(tmp_path):
+    """From scratch, every planner's run of a seed starts with the same seed episodes and first model:
+    made once (``seed_phase``) and copied, a run ends exactly as one that made its own; a seed phase of
+    other settings is not used; an offline -> online task has none."""
+    import torch
+
+    from latco.paper import paths
+    from latco.paper.online import online_training, seed_phase
+    from latco.paper.results import seed_phase_done
+
+    smoke = get_profile("smoke")
+    profile = smoke.with_overrides({"online.seed_episodes": 2, "online.episodes": 2, "online.eval_every": 2,
+                                    "online.eval_episodes": 1})
+    task, seed = "obstacle", 3
+    alone = online_training(task, "latco", profile, tmp_path / "alone", seed=seed, device="cpu", iterations=2)
+
+    results = tmp_path / "results"
+    marker = seed_phase(task, profile, paths.online_seed_phase_dir(results, task, seed), seed, device="cpu")
+    assert marker == seed_phase_done(results, task, seed)
+    phase_step = load_checkpoint(marker.parent / "model" / CHECKPOINT)["step"]
+    assert phase_step == profile.online.initial_train_steps
+    run_dir = paths.online_dir(results, task, "latco", seed)
+    shared = online_training(task, "latco", profile, run_dir, seed=seed, device="cpu", iterations=2)
+    pd.testing.assert_frame_equal(shared, alone)
+    a, b = (load_checkpoint(d / "model" / CHECKPOINT) for d in (tmp_path / "alone", run_dir))
+    assert a["step"] == b["step"] == phase_step + 2 * profile.online.train_steps_per_episode
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    for x, y in zip(load_episodes(tmp_path / "alone" / "episodes"), load_episodes(run_dir / "episodes"),
+                    strict=True):
+        assert np.array_equal(x.images, y.images) and np.array_equal(x.actions, y.actions)
+    # the run trained nothing of the seed phase itself: its first training phase took no gradient step
+    first_train = pd.read_csv(run_dir / PHASES).query("phase == 'train'").iloc[0]
+    assert first_train["seconds"] < 0.5 * pd.read_csv(tmp_path / "alone" / PHASES).query(
+        "phase == 'train'").iloc[0]["seconds"]
+
+    # a seed phase made with other settings is not used: the run makes its own
+    other = profile.with_overrides({"online.initial_train_steps": profile.online.initial_train_steps + 2})
+    run2 = paths.online_dir(results, task, "cem", seed)
+    online_training(task, "cem", other, run2, seed=seed, device="cpu", iterations=2)
+    assert load_checkpoint(run2 / "model" / CHECKPOINT)["step"] == phase_step + 2 + 2 * 2
+    with pytest.raises(ValueError, match="no seed phase to share"):
+        seed_phase("reach", smoke, tmp_path / "reach_phase", 0)

@@ -61,6 +61,8 @@ def test_quick_runs_every_task_online_and_seeds_3_gives_the_papers_seeds(tmp_pat
         log = dry_run("all", "--config", "profile=quick", f"results_root={tmp_path}",
                       f"figures_dir={tmp_path}/fig", *extra)
         assert job_counts(log)["online"] == runs, log[-1500:]
+        # one seed phase per (from-scratch task, seed), shared by its planners' runs
+        assert job_counts(log)["online_seed_phase"] == runs // 7, log[-1500:]
         for task in ("obstacle", "reach", "push"):
             assert f"04_online_{task}_latco_seed0.ipynb" in log
         assert "04_online_push_gd_seed" not in log and "04_online_obstacle_gd_seed0.ipynb" in log

@@ -9,7 +9,10 @@ writes ``evaluations.csv`` at its end (``latco.paper.results``).
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +30,7 @@ from latco.envs.oracle import RandomPolicy
 from latco.model import RSSM
 from latco.paper import paths, settings
 from latco.paper.profiles import Profile, make_profile_planner, world_model_config
-from latco.paper.results import ONLINE_DONE, model_done
+from latco.paper.results import ONLINE_DONE, SEED_PHASE_DONE, model_done, write_marker
 from latco.replay import Replay
 from latco.train import CHECKPOINT, METRICS, _atomic_save, load_checkpoint, train_world_model
 
@@ -92,17 +95,18 @@ def online_training(
         prior = data.load_episodes(paths.data_dir(results, task) / "train")
         seed_count = 0
     else:
+        shared = _finished_seed_phase(results, run_dir, profile, task, seed)
+        if shared is not None:
+            _start_from_seed_phase(shared, run_dir)
         with _timed(run_dir, "seed episodes", 0):
             data.collect(task, seed_policy, cfg.seed_episodes, episodes_dir, seed, size)
         first_steps, prior, seed_count = cfg.initial_train_steps, [], cfg.seed_episodes
     episodes = data.load_episodes(episodes_dir) if episodes_dir.exists() else []
-    length = min(profile.train.length, spec.t_tot + 1)
-    replay = Replay(prior + episodes, length=length, seed=seed, balance=profile.train.balance)
+    replay = _replay(profile, task, prior + episodes, seed)
 
     def train(total_steps: int, collected: int) -> RSSM:
-        train_cfg = replace(profile.train, steps=total_steps, seed=seed)
         with _timed(run_dir, "train", collected):
-            return train_world_model(model_cfg, replay, model_dir, train_cfg, device=device, progress=False)
+            return _train(profile, model_cfg, replay, model_dir, total_steps, seed, device)
 
     agent = make_profile_planner(profile, planner, **planner_overrides)
 
@@ -142,6 +146,77 @@ def online_training(
     table = online_evaluations(run_dir)
     storage.write_table(run_dir / ONLINE_DONE, table)
     return table
+
+
+def _replay(profile: Profile, task: str, episodes: list[data.Episode], seed: int) -> Replay:
+    """The replay an online run trains from (one definition for the run and its seed phase)."""
+    length = min(profile.train.length, envs.task_spec(task).t_tot + 1)
+    return Replay(episodes, length=length, seed=seed, balance=profile.train.balance)
+
+
+def _train(profile: Profile, model_cfg: object, replay: Replay, model_dir: Path, total_steps: int, seed: int,
+           device: str | None) -> RSSM:
+    """Train (or resume) the run's world model to ``total_steps`` gradient steps."""
+    train_cfg = replace(profile.train, steps=total_steps, seed=seed)
+    return train_world_model(model_cfg, replay, model_dir, train_cfg, device=device, progress=False)
+
+
+def seed_phase(task: str, profile: Profile, out_dir: str | os.PathLike, seed: int = 0,
+               device: str | None = None) -> Path:
+    """The planner-independent start of a from-scratch online run: Algorithm 1's seed episodes and the
+    world model trained on them for ``initial_train_steps``; returns its finished marker.
+
+    Every planner's run of (``task``, ``seed``) starts exactly this way, so the Snakefile makes it once in
+    ``paths.online_seed_phase_dir`` and each run copies it (``online_training`` finds it in its results
+    folder): the same episodes and checkpoint bit for bit, computed once instead of once per planner.
+    Resumes after a kill; ``settings.json`` records what it is made with (other settings: made afresh).
+    """
+    cfg, out_dir = profile.online_for(task), Path(out_dir)
+    if cfg.start != "scratch":
+        raise ValueError(f"{task}'s online runs start from the offline model ({cfg.start!r}): there is no "
+                         "seed phase to share; an online run of it needs the offline model and data instead")
+    wanted = settings.seed_phase_settings(profile, task, seed)
+    settings.claim(out_dir, profile, wanted, f"online seed phase of {task} (seed {seed})", "remake")
+    spec = envs.task_spec(task)
+    episodes_dir = out_dir / "episodes"
+    data.collect(task, RandomPolicy(spec.action_size, cfg.seed_hold), cfg.seed_episodes, episodes_dir, seed,
+                 profile.world_model.image_size)
+    replay = _replay(profile, task, data.load_episodes(episodes_dir), seed)
+    _train(profile, world_model_config(profile, spec.action_size), replay, out_dir / "model",
+           cfg.initial_train_steps, seed, device)
+    return write_marker(out_dir / SEED_PHASE_DONE, {"task": spec.name, "seed": int(seed),
+                                                    "settings": settings.digest(wanted)})
+
+
+def _finished_seed_phase(results: str | os.PathLike | None, run_dir: Path, profile: Profile, task: str,
+                         seed: int) -> Path | None:
+    """The finished seed phase this run may start from: in ``results`` (default: the results folder that
+    holds ``run_dir``, if it is laid out as one), made with this run's settings; else None."""
+    if results is None:
+        try:
+            results = _results_holding(run_dir, task)
+        except ValueError:  # a run outside a results folder makes its own seed phase
+            return None
+    folder = paths.online_seed_phase_dir(results, task, seed)
+    record = settings.read_record(folder)
+    if not (folder / SEED_PHASE_DONE).exists() or record is None:
+        return None
+    wanted = settings.jsonable(settings.seed_phase_settings(profile, task, seed))
+    return folder if not settings.changed(record["settings"], wanted) else None
+
+
+def _start_from_seed_phase(source: Path, run_dir: Path) -> None:
+    """Copy a finished seed phase's episodes and model into a run that has not begun (no episode and no
+    checkpoint yet); the checkpoint last and atomically, so a kill mid-copy leaves a run that collects
+    and trains what is missing itself, to the same result."""
+    episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
+    if (model_dir / CHECKPOINT).exists() or (episodes_dir.exists() and any(episodes_dir.iterdir())):
+        return
+    shutil.copytree(source / "episodes", episodes_dir, dirs_exist_ok=True)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for path in sorted((source / "model").iterdir(), key=lambda p: p.name == CHECKPOINT):
+        if path.is_file():
+            storage.write_atomic(model_dir / path.name, lambda tmp, path=path: shutil.copyfile(path, tmp))
 
 
 def _results_holding(run_dir: Path, task: str) -> Path:
@@ -224,3 +299,27 @@ def phase_times(run_dir: str | os.PathLike) -> pd.DataFrame:
     phases = pd.read_csv(path)
     return phases.groupby("phase", sort=False)["seconds"].agg(["sum", "count"]).rename(
         columns={"sum": "seconds", "count": "times"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m latco.paper.online --task obstacle --seed 0 --profile quick``: make the seed phase
+    of a from-scratch online run (the Snakefile's ``online_seed_phase`` rule)."""
+    from latco.paper.results import locate
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--results", default=None, help="results folder (default: results/<profile>)")
+    parser.add_argument("--overrides", default="{}", help="profile settings by dotted path, as JSON")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    profile, results, _ = locate(args.profile, args.results, overrides=json.loads(args.overrides))
+    marker = seed_phase(args.task, profile, paths.online_seed_phase_dir(results, args.task, args.seed),
+                        args.seed)
+    print(f"seed phase of {args.task} (seed {args.seed}) done: {marker}")
+
+
+if __name__ == "__main__":
+    main()

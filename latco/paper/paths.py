@@ -9,6 +9,7 @@ One layout for the notebooks, the Snakefile and the tests (``results`` = ``resul
     results/<profile>/offline/<task>_seed<k>/<planner>/ ... on the model of seed k
     results/<profile>/offline/<task>/<planner>_tcache<n>/  ... re-planning every n steps (closed loop)
     results/<profile>/online/<task>/<planner>/seed<k>/  online run (episodes/, model/, eval_*/)
+    results/<profile>/online/<task>/_seed_phase/seed<k>/  its planner-independent start (from scratch)
     results/<profile>/notebooks/                        executed notebooks
     figures/ (quick, paper) or results/smoke/figures/   figures (PNG + PDF) and tables (CSV + Markdown)
 """
@@ -61,3 +62,8 @@ def offline_dir(results: PathLike, task: str, planner: str, model_seed: int | st
 
 def online_dir(results: PathLike, task: str, planner: str, seed: int) -> Path:
     return Path(results) / "online" / task / planner / f"seed{seed}"
+
+
+def online_seed_phase_dir(results: PathLike, task: str, seed: int | str) -> Path:
+    """The seed episodes and first model that every planner's from-scratch run of ``seed`` starts from."""
+    return Path(results) / "online" / task / "_seed_phase" / f"seed{seed}"

@@ -13,20 +13,24 @@ import os
 
 from latco.paper import paths
 from latco.paper.offline import offline_run
-from latco.paper.online import online_training
+from latco.paper.online import online_training, seed_phase
 from latco.paper.profiles import Profile
 
 
 def produce_results(profile: Profile, results: str | os.PathLike, seed: int = 0) -> None:
     """Every result of the profile's grid that figures and tables read, in this process: offline
     data, models and evaluations (``Profile.offline_runs``: every planner on every model of a task,
-    and the closed-loop ones), and every online run. Resumable.
+    and the closed-loop ones), and every online run (from scratch: after the seed phase they share).
+    Resumable.
 
     The Snakefile makes the same files job by job, each through its notebook (01-04); this is the
     short way for the smoke profile (``make test`` runs it before the notebooks 10-14 read them).
     """
     for task, planner, model_seed, t_cache in profile.offline_runs(seed):
         offline_run(task, planner, profile, results, model_seed, t_cache=t_cache, data_seed=seed)
+    for task, run_seed in dict.fromkeys((t, s) for t, _, s in profile.online_runs()):
+        if profile.online_for(task).start == "scratch":
+            seed_phase(task, profile, paths.online_seed_phase_dir(results, task, run_seed), run_seed)
     for task, planner, run_seed in profile.online_runs():
         online_training(task, planner, profile, paths.online_dir(results, task, planner, run_seed),
                         seed=run_seed)

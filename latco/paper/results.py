@@ -39,6 +39,8 @@ MODEL_DONE = "trained.json"
 """Written into a model directory by ``offline.world_model_for_task`` once training is done."""
 ONLINE_DONE = "evaluations.csv"
 """Written into an online run's directory by ``online.online_training`` at its end."""
+SEED_PHASE_DONE = "seed_phase.json"
+"""Written into an online seed phase's directory by ``online.seed_phase`` once its model is trained."""
 
 PRODUCERS = {
     "data": ("data", "notebooks/01_data.ipynb"),
@@ -126,6 +128,10 @@ def offline_done(results: str | os.PathLike, task: str, planner: str, model_seed
 
 def online_done(results: str | os.PathLike, task: str, planner: str, seed: int) -> Path:
     return paths.online_dir(results, task, planner, seed) / ONLINE_DONE
+
+
+def seed_phase_done(results: str | os.PathLike, task: str, seed: int | str) -> Path:
+    return paths.online_seed_phase_dir(results, task, seed) / SEED_PHASE_DONE
 
 
 def model(results: str | os.PathLike, task: str, device: str | torch.device | None = None,

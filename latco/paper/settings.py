@@ -353,6 +353,19 @@ def online_settings(profile: Profile, task: str, planner: str, seed: int = 0, mo
     return out
 
 
+def seed_phase_settings(profile: Profile, task: str, seed: int = 0) -> dict[str, Any]:
+    """What the planner-independent start of a from-scratch online run depends on: its seed episodes
+    and the world model trained on them for ``initial_train_steps`` (``latco.paper.online.seed_phase``)."""
+    from latco.paper.profiles import world_model_config
+
+    cfg = profile.online_for(task)
+    return {"task": task_spec(task).name, "seed": int(seed),
+            "world_model": asdict(world_model_config(profile, task_spec(task).action_size)),
+            "train": asdict(replace(profile.train, steps=0, seed=int(seed))),
+            "seed_phase": {"seed_episodes": cfg.seed_episodes, "seed_hold": cfg.seed_hold,
+                           "initial_train_steps": cfg.initial_train_steps}}
+
+
 def digest(settings: Any) -> str:
     """A short stable hash of ``settings`` (the Snakefile's ``params``: equal settings, equal digest)."""
     text = json.dumps(jsonable(settings), sort_keys=True)
