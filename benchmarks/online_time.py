@@ -1,7 +1,8 @@
 """Where an online run's time goes: seed data, training, collecting and evaluating, per run.
 
 Usage: python benchmarks/online_time.py [results/quick]
-Reads every online run's ``phases.csv`` (``latco.paper.online``) and prints minutes per phase and run,
+Reads every online run's ``phases.csv`` (``latco.paper.online``; the seed phase that a seed's
+from-scratch runs share is the planner ``_seed_phase``) and prints minutes per phase and run,
 the seconds per collected and per evaluation episode, the sum over runs, and what 3 seeds per
 (task, planner) would cost on 2 and 4 cores (job time / cores: the lower bound Snakemake reaches
 when the cores are never idle).

@@ -179,11 +179,13 @@ def seed_phase(task: str, profile: Profile, out_dir: str | os.PathLike, seed: in
     settings.claim(out_dir, profile, wanted, f"online seed phase of {task} (seed {seed})", "remake")
     spec = envs.task_spec(task)
     episodes_dir = out_dir / "episodes"
-    data.collect(task, RandomPolicy(spec.action_size, cfg.seed_hold), cfg.seed_episodes, episodes_dir, seed,
-                 profile.world_model.image_size)
+    with _timed(out_dir, "seed episodes", 0):  # phases.csv: benchmarks/online_time.py shows it as a run
+        data.collect(task, RandomPolicy(spec.action_size, cfg.seed_hold), cfg.seed_episodes, episodes_dir,
+                     seed, profile.world_model.image_size)
     replay = _replay(profile, task, data.load_episodes(episodes_dir), seed)
-    _train(profile, world_model_config(profile, spec.action_size), replay, out_dir / "model",
-           cfg.initial_train_steps, seed, device)
+    with _timed(out_dir, "train", 0):
+        _train(profile, world_model_config(profile, spec.action_size), replay, out_dir / "model",
+               cfg.initial_train_steps, seed, device)
     return write_marker(out_dir / SEED_PHASE_DONE, {"task": spec.name, "seed": int(seed),
                                                     "settings": settings.digest(wanted)})
 
