@@ -79,7 +79,6 @@ def online_training(
     spec = envs.task_spec(task)
     size = profile.world_model.image_size
     episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
-    seed_policy = RandomPolicy(spec.action_size, cfg.seed_hold)
     model_cfg = world_model_config(profile, spec.action_size)
     offline = cfg.start == "offline"
     model_seed = 0
@@ -99,7 +98,7 @@ def online_training(
         if shared is not None:
             _start_from_seed_phase(shared, run_dir)
         with _timed(run_dir, "seed episodes", 0):
-            data.collect(task, seed_policy, cfg.seed_episodes, episodes_dir, seed, size)
+            _collect_seed_episodes(task, profile, episodes_dir, seed)
         first_steps, prior, seed_count = cfg.initial_train_steps, [], cfg.seed_episodes
     episodes = data.load_episodes(episodes_dir) if episodes_dir.exists() else []
     replay = _replay(profile, task, prior + episodes, seed)
@@ -148,6 +147,14 @@ def online_training(
     return table
 
 
+def _collect_seed_episodes(task: str, profile: Profile, episodes_dir: Path, seed: int) -> None:
+    """Algorithm 1's seed episodes (random actions held ``seed_hold`` steps), resuming what is on disk
+    (one definition for the run and its seed phase)."""
+    cfg = profile.online_for(task)
+    data.collect(task, RandomPolicy(envs.task_spec(task).action_size, cfg.seed_hold), cfg.seed_episodes,
+                 episodes_dir, seed, profile.world_model.image_size)
+
+
 def _replay(profile: Profile, task: str, episodes: list[data.Episode], seed: int) -> Replay:
     """The replay an online run trains from (one definition for the run and its seed phase)."""
     length = min(profile.train.length, envs.task_spec(task).t_tot + 1)
@@ -180,8 +187,7 @@ def seed_phase(task: str, profile: Profile, out_dir: str | os.PathLike, seed: in
     spec = envs.task_spec(task)
     episodes_dir = out_dir / "episodes"
     with _timed(out_dir, "seed episodes", 0):  # phases.csv: benchmarks/online_time.py shows it as a run
-        data.collect(task, RandomPolicy(spec.action_size, cfg.seed_hold), cfg.seed_episodes, episodes_dir,
-                     seed, profile.world_model.image_size)
+        _collect_seed_episodes(task, profile, episodes_dir, seed)
     replay = _replay(profile, task, data.load_episodes(episodes_dir), seed)
     with _timed(out_dir, "train", 0):
         _train(profile, world_model_config(profile, spec.action_size), replay, out_dir / "model",
