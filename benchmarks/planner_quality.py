@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/planner_quality.py [--part analytic|models|both] [--results results/quick]
                                             [--tasks obstacle reach push] [--starts 3] [--seeds 3]
-                                            [--profile quick] [--out figures/planner_quality]
+                                            [--profile quick] [--only latco-fast]
+                                            [--out figures/planner_quality]
 
 Part 1, analytic (``latco.analytic``; the true dynamics are the model): each planner's model return
 Σ r of its returned actions against the best of 8 L-BFGS-B solves of the same return on the true
@@ -94,23 +95,36 @@ def model_planners(profile_name: str) -> dict[str, tuple[str, dict]]:
         "LatCo, 1 x 200, constraints=paper (authors)": ("latco", {"constraints": "paper"}),
         "LatCo (profile) + L-BFGS-B polish 30": ("latco", {**lat, "polish_iterations": 30}),
         "latco-fast (2 x 24 + L-BFGS-B polish 30)": ("latco-fast", {}),
+        "latco-fast, L-BFGS-B polish 100": ("latco-fast", {"polish_iterations": 100}),
+        "latco-fast, 4 plans": ("latco-fast", {"n_plans": 4}),
+        "latco-fast, 4 plans, L-BFGS-B polish 100": ("latco-fast", {"n_plans": 4, "polish_iterations": 100}),
         "CEM (profile)": ("cem", quick.get("cem", {})),
         "GD (profile)": ("gd", quick.get("gd", {})),
         "CEM (paper: 100 x 10 000)": ("cem", {}),
     }
 
 
-def models_table(results: Path, tasks: list[str], starts: int, profile: str) -> pd.DataFrame:
+PAPER_CEM = "CEM (paper: 100 x 10 000)"
+
+
+def models_table(results: Path, tasks: list[str], starts: int, profile: str,
+                 only: list[str] | None = None) -> pd.DataFrame:
+    """Final model return and time to paper-CEM's return per task and planner; ``only`` keeps the
+    planners whose label contains one of these strings (paper-CEM, the reference, always runs)."""
     from latco.train import load_model
 
+    planners = model_planners(profile)
+    if only:
+        planners = {label: spec for label, spec in planners.items()
+                    if label == PAPER_CEM or any(key in label for key in only)}
     rows = []
     for task in tasks:
         model = load_model(paths.model_dir(results, task))
         model.requires_grad_(False)
         z0s = heldout_starts(model, results, task, starts)
         horizon = 30
-        curves = return_vs_time(model, z0s, model_planners(profile), horizon)
-        paper = curves[curves.planner == "CEM (paper: 100 x 10 000)"]
+        curves = return_vs_time(model, z0s, planners, horizon)
+        paper = curves[curves.planner == PAPER_CEM]
         target = paper.sort_values("iteration").groupby("start")["return"].last().to_dict()
         cem_time = paper.groupby("start").wall_time.max()
         for label, group in curves.groupby("planner", sort=False):
@@ -134,6 +148,9 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["obstacle", "reach", "push"])
     parser.add_argument("--starts", type=int, default=3, help="held-out start frames per task")
     parser.add_argument("--seeds", type=int, default=3, help="planner seeds per analytic problem")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="trained models: run only the planners whose label contains one of these "
+                             "(paper-setting CEM, the reference, always runs)")
     parser.add_argument("--out", default=None, help="write <out>_analytic.csv / <out>_models.csv")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -147,7 +164,7 @@ def main() -> None:
             summary.to_csv(f"{args.out}_analytic.csv", index=False)
     if args.part in ("models", "both"):
         results = Path(args.results or paths.results_dir(args.profile))
-        table = models_table(results, args.tasks, args.starts, args.profile)
+        table = models_table(results, args.tasks, args.starts, args.profile, args.only)
         print(f"\nTrained {args.profile} models, {args.starts} held-out starts per task, H = 30\n")
         print(table.to_markdown(index=False, floatfmt=".3g"))
         if args.out:

@@ -130,3 +130,20 @@ def test_offline_table_pools_models_and_adds_closed_loop_rows():
     assert loop["success"] == "1.00 ± 0.00"  # one model: over episodes
     t3 = predicted_vs_achieved({("obstacle", "latco"): pooled}, closed)
     assert list(t3["episodes"]) == [6, 2] and t3.loc[0, "achieved − predicted"] == "-1.0 ± 0.0"
+
+
+def test_readme_headline_keeps_a_commit_that_looks_like_a_number(tmp_path):
+    from latco.paper.tables import readme_headline
+
+    offline = pd.DataFrame({"task": ["obstacle"] * 2, "planner": ["latco", "cem"],
+                            "execution": ["as the paper"] * 2, "models": [1, 1], "episodes": [20, 20],
+                            "success": ["0.50 ± 0.11", "0.40 ± 0.11"],
+                            "success 95 % CI": ["[0.30, 0.70]", "[0.20, 0.60]"],
+                            "profile": ["quick"] * 2, "commit": ["49e7792"] * 2, "date": ["2026-12-05"] * 2})
+    online = pd.DataFrame({"task": ["obstacle"], "planner": ["latco"], "protocol": ["from scratch"],
+                           "runs": [1], "success (last eval)": ["0.90 ± n/a"]})
+    offline.to_csv(tmp_path / "table2_offline.csv", index=False)
+    online.to_csv(tmp_path / "table1_online.csv", index=False)
+    text = readme_headline(tmp_path)
+    assert "commit 49e7792, 2026-12-05" in text, text.splitlines()[-2]
+    assert "| 0.90 | – |" in text

@@ -176,8 +176,10 @@ def readme_headline(figures_dir: str | Path) -> str:
     (Table 2, executed as the paper does) and at the last online evaluation (Table 1), with the
     counts behind each number and the commit and date of the rebuild that made them."""
     figures_dir = Path(figures_dir)
-    offline = pd.read_csv(figures_dir / "table2_offline.csv")
-    online = pd.read_csv(figures_dir / "table1_online.csv")
+    # as text: a commit such as 49e7792 would otherwise be read as the float 4.9e7793 (inf)
+    as_text = {"commit": str, "date": str}
+    offline = pd.read_csv(figures_dir / "table2_offline.csv", dtype=as_text)
+    online = pd.read_csv(figures_dir / "table1_online.csv", dtype=as_text)
     if "execution" in offline:
         offline = offline[offline["execution"] == PAPER_EXECUTION]
     planners = [p for p in _PLANNER_NAMES if p in set(offline["planner"])]
