@@ -98,6 +98,8 @@ def model_planners(profile_name: str) -> dict[str, tuple[str, dict]]:
         "latco-fast, L-BFGS-B polish 100": ("latco-fast", {"polish_iterations": 100}),
         "latco-fast, 4 plans": ("latco-fast", {"n_plans": 4}),
         "latco-fast, 4 plans, L-BFGS-B polish 100": ("latco-fast", {"n_plans": 4, "polish_iterations": 100}),
+        "latco-fast, 4 plans, L-BFGS-B polish 300": ("latco-fast", {"n_plans": 4, "polish_iterations": 300}),
+        "latco-fast, 8 plans, L-BFGS-B polish 100": ("latco-fast", {"n_plans": 8, "polish_iterations": 100}),
         "CEM (profile)": ("cem", quick.get("cem", {})),
         "GD (profile)": ("gd", quick.get("gd", {})),
         "CEM (paper: 100 x 10 000)": ("cem", {}),
