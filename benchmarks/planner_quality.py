@@ -84,6 +84,9 @@ def summarize_analytic(table: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()
 
 
+PAPER_CEM = "CEM (paper: 100 x 10 000)"  # the reference every other planner is timed against
+
+
 def model_planners(profile_name: str) -> dict[str, tuple[str, dict]]:
     profile = get_profile(profile_name)
     quick = {name: dict(opts) for name, opts in profile.planners.items()}
@@ -102,11 +105,8 @@ def model_planners(profile_name: str) -> dict[str, tuple[str, dict]]:
         "latco-fast, 8 plans, L-BFGS-B polish 100": ("latco-fast", {"n_plans": 8, "polish_iterations": 100}),
         "CEM (profile)": ("cem", quick.get("cem", {})),
         "GD (profile)": ("gd", quick.get("gd", {})),
-        "CEM (paper: 100 x 10 000)": ("cem", {}),
+        PAPER_CEM: ("cem", {}),
     }
-
-
-PAPER_CEM = "CEM (paper: 100 x 10 000)"
 
 
 def models_table(results: Path, tasks: list[str], starts: int, profile: str,
