@@ -153,7 +153,9 @@ rule world_model_seed:  # the task's other models (task_models): same data, anot
     log: LOGS / "02_world_model_{task}_seed{mseed}.log"
     benchmark: R / "benchmarks" / "02_world_model_{task}_seed{mseed}.tsv"
     threads: HEAVY_THREADS
-    priority: 5
+    # below the first models: the Sawyer models and their long evaluations and online runs start
+    # before a task's extra models, whose shorter evaluations then fill the end of a rebuild
+    priority: 4
     params: settings=model_params
     resources: mem_mb=8000, runtime=minutes(1, 24), gpu=int(GPU),
         slurm_extra="'--gres=gpu:1'" if GPU else ""

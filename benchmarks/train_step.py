@@ -9,6 +9,8 @@ backward, Adam). Then the candidates, timed side by side in one run, alternating
 machine load hits them alike (median ms/step, ratio to the step as shipped):
 
 - ``as shipped``: ``latco.model`` as it is;
+- ``first layer by ConvTranspose2d (before)``: the decoder's first transposed convolution (of a
+  1 x 1 input) through ``nn.ConvTranspose2d`` instead of one matmul (``Decoder.first_layer``);
 - ``channels_last``: encoder and decoder convolutions in NHWC memory layout
   (``TrainConfig.channels_last``);
 - ``decoder bf16``: the decoder under CPU autocast to bfloat16, the rest float32
@@ -38,9 +40,26 @@ def _compiled_decoder(model: RSSM) -> None:
     model.decoder.forward = torch.compile(model.decoder.forward)
 
 
+def _col2im_first_layer(model: RSSM) -> None:
+    """The decoder's first transposed convolution through ``nn.ConvTranspose2d`` (before 2026-12-06)
+    instead of the matmul ``Decoder.first_layer`` computes it with."""
+    decoder = model.decoder
+
+    def first_layer(x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, decoder.width, 1, 1)
+        if decoder.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return decoder.net[0](x)
+
+    decoder.first_layer = first_layer
+
+
 VARIANTS: dict[str, dict[str, object]] = {
     "as shipped": {},
+    "first layer by ConvTranspose2d (before)": {"patch": _col2im_first_layer},
     "channels_last": {"channels_last": True},
+    "channels_last, first layer by ConvTranspose2d (before)": {"channels_last": True,
+                                                               "patch": _col2im_first_layer},
     "decoder bf16": {"decoder_bf16": True},
     "channels_last + decoder bf16": {"channels_last": True, "decoder_bf16": True},
     "compiled decoder": {"patch": _compiled_decoder},

@@ -27,7 +27,7 @@ def test_overrides_by_dotted_path_change_exactly_those_settings():
                                     "planners.icem.samples": 256, "task_data.push.noise": 0.2})
     assert changed.planners["latco"] == {"n_plans": 4, "iterations": 100}  # the profile's n_plans kept
     assert changed.planners["icem"] == {"samples": 256}  # a planner the profile runs at paper settings
-    assert changed.train_for("obstacle").steps == 9000 and changed.train_for("reach").steps == 8000
+    assert changed.train_for("obstacle").steps == 9000 and changed.train_for("push").steps == 8000
     assert changed.train.lr == 0.001 and changed.online_seeds == (0, 1)
     assert changed.online_for("reach").episodes == 12 and changed.online_for("push").episodes == 5
     assert changed.task_online_planners == {"reach": ("latco", "cem"), "push": ("latco", "cem", "gd")}
