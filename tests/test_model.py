@@ -1,4 +1,5 @@
 """World model: shapes, the analytic Jacobian, the ELBO terms, training and resuming."""
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -402,6 +403,28 @@ def test_channels_last_computes_the_same_loss_and_gradients():
     torch.testing.assert_close(grads_cl, grads, rtol=1e-4, atol=1e-5)
     nhwc.use_channels_last(False)
     assert nhwc.decoder.net[0].weight.is_contiguous() and not nhwc.decoder.channels_last
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_decoder_first_layer_matmul_equals_the_transposed_convolution(image_size, channels_last):
+    """``Decoder.first_layer`` (one matmul) against ``nn.ConvTranspose2d`` on the 1 x 1 input, values
+    and gradients, in both memory layouts."""
+    torch.manual_seed(8)
+    model = RSSM(replace(TINY, image_size=image_size)).use_channels_last(channels_last)
+    decoder, conv = model.decoder, model.decoder.net[0]
+    x = torch.randn(5, decoder.width, requires_grad=True)
+    ours = decoder.first_layer(x)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    reference = conv(x.reshape(5, decoder.width, 1, 1).contiguous(memory_format=fmt))
+    assert ours.shape == reference.shape == (5, conv.out_channels, *conv.kernel_size)
+    assert ours.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+    g = torch.randn_like(reference)
+    grads = torch.autograd.grad(ours, (x, conv.weight, conv.bias), g)
+    grads_ref = torch.autograd.grad(reference, (x, conv.weight, conv.bias), g)
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_decoder_bf16_approximates_the_float32_loss_and_gradient():
