@@ -316,10 +316,10 @@ QUICK = replace(
                **{task: replace(_MIX, heldout=10).scaled_to(60_000, TASKS[task].t_tot)
                   for task in ("reach", "push")}},
     # Obstacle 6000: the best of 3000 / 6000 / 9000 on 20 starts (docs/studies.md); Reach 12 000: it
-    # separates LatCo from CEM and GD on Reach (0.35 against 0 and 0; at 8000 0.20 / 0.15 / 0.10) and
-    # improved the probe (docs/world_models.md); Push 8000: 12 000 changed neither its success nor its
-    # probe, and both at 12 000 do not fit the 2-hour budget beside three Obstacle models
-    # (docs/performance.md)
+    # separated LatCo from CEM and GD on Reach (0.35 against 0 and 0; at 8000 0.20 / 0.15 / 0.10) and
+    # stopped promising CEM 90 reward for plans that earn 1 (docs/results.md); Push 8000: 12 000
+    # changed neither its success nor its probe (docs/world_models.md), and both at 12 000 do not fit
+    # the 2-hour budget beside three Obstacle models (docs/performance.md)
     task_train_steps={"obstacle": 6000, "reach": 12_000, "push": 8000},
     # 20 planner episodes: every planner's curve had peaked by 20 of 30 (docs/results.md)
     online=OnlineConfig(seed_episodes=20, seed_hold=5, episodes=20, initial_train_steps=1500,
