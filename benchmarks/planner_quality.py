@@ -10,7 +10,9 @@ Part 1, analytic (``latco.analytic``; the true dynamics are the model): each pla
 dynamics, for several planner seeds, and LatCo's own objective ½Σ softplus(−r)² against its
 L-BFGS-B optimum. Part 2, trained models (``make paper`` makes them): from held-out first frames,
 each planner's model return against wall time (``latco.paper.benchmark.return_vs_time``); the table gives
-the final return and the first time it reaches paper-setting CEM's final return (100 × 10 000).
+the final return and the first time it reaches paper-setting CEM's final return (100 × 10 000), and
+the final plan's LatCo objective ½Σ softplus(−r)² (what LatCo minimizes; CEM maximizes Σ r), per
+start against paper-CEM's plan: a plan can lose on the return and win on LatCo's objective.
 Prints Markdown tables; with ``--out``, writes them as CSV beside that prefix.
 """
 
@@ -128,12 +130,17 @@ def models_table(results: Path, tasks: list[str], starts: int, profile: str,
         curves = return_vs_time(model, z0s, planners, horizon)
         paper = curves[curves.planner == PAPER_CEM]
         target = paper.sort_values("iteration").groupby("start")["return"].last().to_dict()
+        paper_objective = paper.sort_values("iteration").groupby("start")["LatCo objective"].last()
         cem_time = paper.groupby("start").wall_time.max()
         for label, group in curves.groupby("planner", sort=False):
-            final = group.sort_values("iteration").groupby("start")["return"].last()
+            last = group.sort_values("iteration").groupby("start").last()
+            final, objective = last["return"], last["LatCo objective"]
             reach = time_to_reach(curves, label, target)
             rows.append({"task": task, "planner": label, "final model return": final.mean(),
                          "paper-CEM final return": np.mean(list(target.values())),
+                         "LatCo objective (final)": objective.mean(),
+                         "LatCo objective at most paper-CEM's":
+                             f"{int((objective <= paper_objective).sum())}/{len(objective)}",
                          "s / plan": group.groupby("start").wall_time.max().mean(),
                          "reached paper-CEM's return": f"{int(reach.notna().sum())}/{len(reach)}",
                          "time to reach (s, median)": reach.median(),

@@ -21,7 +21,7 @@ def test_return_vs_time_scores_the_actions_each_planner_would_execute():
     specs = {"latco": ("latco", {"iterations": 8}),
              "cem": ("cem", {"iterations": 4, "samples": 32, "elites": 4})}
     curves = benchmark.return_vs_time(model, starts, specs, horizon=6, points=4)
-    assert set(curves.columns) == {"planner", "start", "iteration", "wall_time", "return"}
+    assert set(curves.columns) == {"planner", "start", "iteration", "wall_time", "return", "LatCo objective"}
     for (label, _), group in curves.groupby(["planner", "start"]):
         group = group.sort_values("iteration")
         assert group.iteration.iloc[0] == 0 and group.wall_time.iloc[0] == 0
@@ -31,6 +31,14 @@ def test_return_vs_time_scores_the_actions_each_planner_would_execute():
     plan = benchmark.make_planner("cem", iterations=4, samples=32, elites=4).plan(model, starts[0], 6)
     last = curves[(curves.planner == "cem") & (curves.start == 0)].sort_values("iteration")["return"].iloc[-1]
     assert np.isclose(last, float(rollout_return(model, starts[0], plan.actions)), rtol=1e-5)
+    # ... and its LatCo objective, ½ Σ softplus(−r)², written out from the rolled-out rewards
+    z, rewards = starts[0], []
+    for a in plan.actions.clamp(-1, 1):
+        z = model.predict_mean(z, a)
+        rewards.append(model.reward(z))
+    expected = 0.5 * float(sum(torch.nn.functional.softplus(-r) ** 2 for r in rewards))
+    final = curves[(curves.planner == "cem") & (curves.start == 0)].sort_values("iteration").iloc[-1]
+    assert np.isclose(final["LatCo objective"], expected, rtol=1e-5)
     reach = benchmark.time_to_reach(curves, "latco", {0: -np.inf, 1: np.inf})
     assert reach[0] == 0.0 and np.isnan(reach[1])
     assert benchmark.plot_return_vs_time(curves).axes[0].get_xscale() == "log"

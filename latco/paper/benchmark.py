@@ -128,7 +128,9 @@ def return_vs_time(model: LatentModel, starts: Sequence[torch.Tensor], planners:
                    horizon: int, points: int = 25) -> pd.DataFrame:
     """Model return of each planner's current actions against wall time, per start feature.
 
-    Columns: planner (the label), start, iteration, wall_time (s), return. Iteration 0 is the
+    Columns: planner (the label), start, iteration, wall_time (s), return, and "LatCo objective",
+    ½ Σ softplus(−r)² of the same actions' rollout (the paper's objective, which LatCo minimizes
+    and the sampling planners do not: a plan can be better on one and worse on the other). Iteration 0 is the
     initialization at time 0; the snapshots are scored after planning, outside the timed loop.
     Start s uses planner seed s unless ``overrides`` fix one. The
     last row per start (iteration = iterations + 1) is the returned plan at the plan's whole wall
@@ -148,13 +150,28 @@ def return_vs_time(model: LatentModel, starts: Sequence[torch.Tensor], planners:
             trace = plan.trace
             snaps = torch.as_tensor(trace["snapshot_actions"], dtype=z0.dtype)
             returns = rollout_return(model, z0, snaps, action_max=1.0).double().numpy()
-            for k, ret in zip(trace["snapshot_iteration"], returns, strict=True):
+            objectives = latco_objective(model, z0, snaps).double().numpy()
+            for k, ret, obj in zip(trace["snapshot_iteration"], returns, objectives, strict=True):
                 t = 0.0 if k == 0 else float(trace["wall_time"][k - 1])
-                rows.append(dict(planner=label, start=s, iteration=int(k), wall_time=t, **{"return": ret}))
+                rows.append(dict(planner=label, start=s, iteration=int(k), wall_time=t,
+                                 **{"return": ret, "LatCo objective": obj}))
             final = float(rollout_return(model, z0, plan.actions, action_max=1.0))
+            objective = float(latco_objective(model, z0, plan.actions))
             rows.append(dict(planner=label, start=s, iteration=iterations + 1, wall_time=total,
-                             **{"return": final}))
+                             **{"return": final, "LatCo objective": objective}))
     return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def latco_objective(model: LatentModel, z0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """½ Σ_t softplus(−r(z_{t+1}))² along the rollout of ``actions`` (..., H, A) clipped to ±1 from
+    z0: the paper's collocation objective once the dynamics hold (lower is better)."""
+    from latco.planners.polish import shooting_objective
+
+    actions = actions.clamp(-1.0, 1.0)
+    flat = actions.reshape(-1, *actions.shape[-2:])
+    objective = shooting_objective(model, z0.expand(len(flat), z0.shape[-1]), flat, None)
+    return objective.reshape(actions.shape[:-2])
 
 
 def time_to_reach(curves: pd.DataFrame, label: str, target: Mapping[int, float]) -> pd.Series:
