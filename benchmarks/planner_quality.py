@@ -129,8 +129,8 @@ def models_table(results: Path, tasks: list[str], starts: int, profile: str,
         horizon = 30
         curves = return_vs_time(model, z0s, planners, horizon)
         paper = curves[curves.planner == PAPER_CEM]
-        target = paper.sort_values("iteration").groupby("start")["return"].last().to_dict()
-        paper_objective = paper.sort_values("iteration").groupby("start")["LatCo objective"].last()
+        paper_last = paper.sort_values("iteration").groupby("start").last()  # paper-CEM's returned plans
+        target, paper_objective = paper_last["return"].to_dict(), paper_last["LatCo objective"]
         cem_time = paper.groupby("start").wall_time.max()
         for label, group in curves.groupby("planner", sort=False):
             last = group.sort_values("iteration").groupby("start").last()
