@@ -44,6 +44,19 @@ def test_overrides_by_dotted_path_change_exactly_those_settings():
     assert nested.planners["latco"]["iterations"] == 7
 
 
+def test_more_models_or_a_closed_loop_row_for_one_task_are_overrides():
+    """``task_models.<task>`` and ``closed_loop.<task>`` add evaluations without touching the others'
+    settings (their digests do not depend on how many models or rows there are)."""
+    quick = get_profile("quick")
+    more = quick.with_overrides({"task_models.obstacle": "5", "closed_loop.reach": 10})
+    assert more.model_seeds("obstacle") == (0, 1, 2, 3, 4) and more.model_seeds("push") == (0,)
+    added = set(more.offline_runs()) - set(quick.offline_runs())
+    assert added == {("obstacle", p, s, None) for p in quick.offline_planners for s in (3, 4)} | {
+        ("reach", p, 0, 10) for p in quick.closed_loop_planner_names()}
+    assert settings.offline_settings(more, "obstacle", "latco", 1) == \
+        settings.offline_settings(quick, "obstacle", "latco", 1)
+
+
 @pytest.mark.parametrize("override, message", [
     ({"planners.latco.iteration": 1}, "options of planner 'latco': iterations, damping"),
     ({"planners.latco.iterations": 2.5}, "expected a whole number"),
@@ -52,6 +65,9 @@ def test_overrides_by_dotted_path_change_exactly_those_settings():
     ({"train.stepz": 1}, "valid fields of TrainConfig: steps, batch"),
     ({"bogus": 1}, "valid settings: world_model.image_size"),
     ({"task_train_steps.pusher": 1}, "name a task after task_train_steps (obstacle, reach, push)"),
+    ({"task_models.obstacle": 1.5}, "expected a whole number"),
+    ({"closed_loop": 10}, "name a task after closed_loop"),
+    ({"task_models.obstacle": 0}, "expected a positive whole number"),
     ({"planners.latco.constraints": "box"}, "choose one of 'project', 'tanh', 'paper'"),
     ({"planners.latco.iterations": -1}, "invalid LatCo option"),
     ({"gpu": "maybe"}, "expected true or false"),

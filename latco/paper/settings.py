@@ -138,11 +138,16 @@ def valid_paths(profile: Profile) -> list[str]:
             out.append("planners.<planner>.<option>")
         elif f.name in ("task_data", "task_online"):
             out.append(f"{f.name}.<task>.<field>")
-        elif f.name in ("task_train_steps", "task_online_seeds", "task_online_planners"):
+        elif f.name in PER_TASK:
             out.append(f"{f.name}.<task>")
         else:
             out.append(f.name)
     return out
+
+
+PER_TASK: dict[str, Any] = {"task_train_steps": int, "task_models": int, "closed_loop": int,
+                             "task_online_seeds": tuple[int, ...], "task_online_planners": tuple[str, ...]}
+"""Profile fields that map a task to one value, overridden as ``<field>.<task>=value``."""
 
 
 def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
@@ -159,7 +164,7 @@ def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
         return replace(profile, **{head: inner}), value
     if head == "planners":
         return _override_planner(profile, parts, value, key)
-    if head in ("task_data", "task_online", "task_train_steps", "task_online_seeds", "task_online_planners"):
+    if head in ("task_data", "task_online", *PER_TASK):
         if len(parts) < 2 or parts[1] not in TASKS:
             raise SettingsError(f"{key!r}: name a task after {head} ({', '.join(TASKS)}), "
                                 f"e.g. {head}.obstacle" + (".<field>" if head in ("task_data", "task_online")
@@ -173,9 +178,10 @@ def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
         else:
             if len(parts) != 2:
                 raise SettingsError(f"unknown setting {key!r}; {head} takes a task: {head}.<task>")
-            kind = {"task_train_steps": int,
-                    "task_online_planners": tuple[str, ...]}.get(head, tuple[int, ...])
+            kind = PER_TASK[head]
             value = coerce(value, kind, key)
+            if kind is int and value < 1:
+                raise SettingsError(f"{key}={value}: expected a positive whole number")
             table[task] = value
         return replace(profile, **{head: table}), value
     if len(parts) != 1:
