@@ -45,6 +45,7 @@ ANALYTIC_PLANNERS = {
     "LatCo + Adam polish 100": ("latco", {"polish_iterations": 100, "polish_method": "adam"}),
     "LatCo, 4 plans + L-BFGS-B polish 30": ("latco", {"n_plans": 4, "polish_iterations": 30}),
     "latco-fast (2 x 24 + L-BFGS-B polish 30)": ("latco-fast", {}),
+    "latco-fast, polish on the return": ("latco-fast", {"polish_objective": "return"}),
     "CEM 30 x 1000 (quick)": ("cem", {"iterations": 30, "samples": 1000}),
     "GD 500 (paper)": ("gd", {}),
     "iCEM (quick)": ("icem", {"iterations": 10, "samples": 300}),
@@ -105,6 +106,9 @@ def model_planners(profile_name: str) -> dict[str, tuple[str, dict]]:
         "latco-fast, 4 plans, L-BFGS-B polish 100": ("latco-fast", {"n_plans": 4, "polish_iterations": 100}),
         "latco-fast, 4 plans, L-BFGS-B polish 300": ("latco-fast", {"n_plans": 4, "polish_iterations": 300}),
         "latco-fast, 8 plans, L-BFGS-B polish 100": ("latco-fast", {"n_plans": 8, "polish_iterations": 100}),
+        "latco-fast, polish on the return": ("latco-fast", {"polish_objective": "return"}),
+        "latco-fast, 4 plans, polish 100 on the return": (
+            "latco-fast", {"n_plans": 4, "polish_iterations": 100, "polish_objective": "return"}),
         "CEM (profile)": ("cem", quick.get("cem", {})),
         "GD (profile)": ("gd", quick.get("gd", {})),
         PAPER_CEM: ("cem", {}),

@@ -158,6 +158,24 @@ def test_polished_plans_are_within_1_percent_of_lbfgsb(case):
         assert float(an.collocation_objective(model, z0.double(), raw.actions.double())) > 2 * ref.value
 
 
+@pytest.mark.parametrize("case", sorted(POLISH_CASES))
+def test_a_polish_on_the_return_reaches_the_best_return_of_lbfgsb(case):
+    """``polish_objective="return"`` makes the returned actions maximize the model return Σ r of their
+    own rollout: within 1 % of multi-start L-BFGS-B on −Σ r (the shooting planners' objective), and
+    at least as high a return as the polish on LatCo's objective, whose optimum is another point."""
+    model, z0, H, _ = POLISH_CASES[case]
+    best = -an.reference_optimum(model, z0, H, objective=an.negative_return, starts=4).value
+    for seed in (0, 1):
+        on_return = make_planner("latco", polish_iterations=30, polish_objective="return", seed=seed)
+        on_latco = make_planner("latco", polish_iterations=30, seed=seed)
+        ours, theirs = (-float(an.negative_return(model, z0.double(), p.plan(model, z0, H).actions.double()))
+                        for p in (on_return, on_latco))
+        assert best - ours <= 0.01 * abs(best), (case, seed, ours, best)
+        assert ours >= theirs - 1e-6 * abs(theirs), (case, seed, ours, theirs)
+    with pytest.raises(ValueError, match="unknown polish_objective 'reward'; choose one of: latco, return"):
+        make_planner("latco", polish_objective="reward")
+
+
 def test_the_polish_never_makes_a_plan_worse():
     """Both polish methods keep the collocation actions of a plan they did not improve (Adam with a
     fixed step size oscillates around an optimum inside the bound)."""

@@ -79,7 +79,7 @@ from torch import Tensor
 
 from latco.planners.base import LatentModel, Plan, PlanningError, check_plan_inputs, register_planner
 from latco.planners.evaluate import IterationTrace, rollout
-from latco.planners.polish import lbfgsb_polish, shooting_objective
+from latco.planners.polish import POLISH_OBJECTIVES, PolishObjective, lbfgsb_polish, polish_loss
 from latco.solver import Backend, LMState, NormalEquations, lm_step
 from latco.solver.lm import PRECISIONS, Precision
 
@@ -166,6 +166,10 @@ class LatCoConfig:
     no host round trip per step); either keeps a plan's collocation actions where it did not help."""
     polish_lr: float = 0.05
     """Adam step size of the "adam" polish (GD's, App. B)."""
+    polish_objective: PolishObjective = "latco"
+    """What the polish minimizes through the rollout: "latco", LatCo's objective ½Σ softplus(−r)²;
+    "return" (beyond the paper), −Σ r, the model return by which the plans are chosen and which
+    the shooting planners maximize (``latco.planners.polish``)."""
     stop_tol: float = 0.0
     """0 (the paper): always run all ``iterations``. > 0: stop early once every plan has converged,
     i.e. over the last ``stop_window`` iterations each step's dynamics violation stayed within
@@ -199,6 +203,9 @@ class LatCoConfig:
             raise ValueError(f"invalid LatCo option(s): {listed}")
         if self.polish_method not in ("lbfgsb", "adam"):
             raise ValueError(f"unknown polish_method {self.polish_method!r}; choose one of: lbfgsb, adam")
+        if self.polish_objective not in POLISH_OBJECTIVES:
+            raise ValueError(f"unknown polish_objective {self.polish_objective!r}; "
+                             f"choose one of: {', '.join(POLISH_OBJECTIVES)}")
         if self.jacobian not in ("auto", "analytic", "autograd"):
             raise ValueError(f"unknown jacobian {self.jacobian!r}; choose one of: auto, analytic, autograd")
         if self.precision not in PRECISIONS:
@@ -811,18 +818,20 @@ class LatCoPlanner:
                reference: Tensor | None = None) -> Tensor:
         """``polish_iterations`` steps (``polish_method``) on actions (B, H, A) through the rollout,
         minimizing ½Σ_t softplus(−(r(z_{t+1}) − r_ref))² (LatCo's objective once the dynamics hold),
-        r_ref (B,) the LM loop's final ``reference`` per plan (None: the paper's 0). Returns each
+        or −Σ_t r with ``polish_objective="return"``; r_ref (B,) the LM loop's final ``reference`` per
+        plan (None: the paper's 0). Returns each
         plan's best actions seen (the start included), so the polish never makes a plan worse: with a
         fixed step size Adam can oscillate around an optimum that sits inside the bound."""
         cfg = self.config
         if cfg.polish_method == "lbfgsb":
-            return lbfgsb_polish(model, z0, actions, reference, cfg.polish_iterations, cfg.action_max)
+            return lbfgsb_polish(model, z0, actions, reference, cfg.polish_iterations, cfg.action_max,
+                                 cfg.polish_objective)
         a = actions.detach().clone().requires_grad_(True)
         best, best_loss = a.detach().clone(), None
         optimizer = torch.optim.Adam([a], lr=cfg.polish_lr)
         for k in range(cfg.polish_iterations + 1):
             with torch.enable_grad():
-                per_plan = shooting_objective(model, z0, a, reference)
+                per_plan = polish_loss(model, z0, a, reference, cfg.polish_objective)
             loss = per_plan.detach()
             better = loss <= best_loss if best_loss is not None else torch.ones_like(loss, dtype=torch.bool)
             best = torch.where(better[:, None, None], a.detach(), best)
