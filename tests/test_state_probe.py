@@ -84,3 +84,51 @@ def test_probe_names_missing_positions() -> None:
     rng = np.random.default_rng(2)
     with pytest.raises(KeyError, match="not 'puck'"):
         diagnostics.state_probe(LinearLatentModel(), [episode(rng)], [episode(rng)], "puck")
+
+
+class RewardedLinearModel(LinearLatentModel):
+    """``LinearLatentModel`` with a reward head: 1 where the position's x exceeds ``THRESHOLD``."""
+
+    THRESHOLD = 12.55  # between the grid's values (multiples of 0.1): no ties with float rounding
+
+    def reward(self, features):
+        return (features[..., 0] > self.THRESHOLD).to(torch.float32)
+
+
+def rewarded_episode(rng: np.random.Generator, steps: int = 40) -> dict:
+    out = episode(rng, steps)
+    pos = out["state"]["agent"]
+    out["rewards"] = (pos[1:, 0] > RewardedLinearModel.THRESHOLD).astype(np.float32)
+    out["state"]["goal"] = np.tile([13.0, 12.5], (steps + 1, 1))
+    return out
+
+
+def test_imagination_errors_against_the_positions_and_rewards_written_out() -> None:
+    """Exact dynamics: no drift and no reward gap, and the true motion and distance to the goal are
+    what the episode's positions say; frozen dynamics: the imagined position stays put and the
+    reward gap is the true reward minus the start's reward held for the whole window."""
+    rng = np.random.default_rng(3)
+    train, eps = [rewarded_episode(rng) for _ in range(20)], [rewarded_episode(rng) for _ in range(4)]
+    stride, horizon = 10, 30
+    windows = [(e, s) for e in eps for s in range(0, 40 - horizon + 1, stride)]
+    agent = [(e["state"]["agent"], e["state"]["goal"][s], s) for e, s in windows]
+    moved = np.mean([np.linalg.norm(pos[s + horizon] - pos[s]) for pos, _, s in agent])
+    to_goal = np.mean([np.linalg.norm(pos[s + 1 : s + horizon + 1] - goal, axis=-1).mean()
+                       for pos, goal, s in agent])
+    exact_model = RewardedLinearModel()
+    predict = diagnostics.position_probe(exact_model, train, "agent")
+    exact = diagnostics.imagination_errors(exact_model, eps, predict, "agent", stride, (10, horizon),
+                                           rewarded=True)
+    assert exact["windows"] == len(windows) == 8
+    assert exact["moved"] == pytest.approx(moved, abs=1e-9)
+    assert exact["to goal (true)"] == pytest.approx(to_goal, abs=1e-9)
+    assert exact["drift_30"] < 0.05 and exact["reward gap"] == pytest.approx(0.0, abs=1e-6)
+    assert exact["imagined moved"] == pytest.approx(moved, abs=0.05)
+    frozen_model = RewardedLinearModel(frozen=True)
+    frozen_probe = diagnostics.position_probe(frozen_model, train, "agent")
+    frozen = diagnostics.imagination_errors(frozen_model, eps, frozen_probe, "agent", stride, (10, horizon),
+                                            rewarded=True)
+    assert frozen["imagined moved"] < 0.05 < moved
+    held = np.mean([e["rewards"][s : s + horizon].sum() - horizon * float(e["state"]["agent"][s, 0] > 12.55)
+                    for e, s in windows])
+    assert frozen["reward gap"] == pytest.approx(held, abs=1e-6)

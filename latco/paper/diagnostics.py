@@ -7,7 +7,7 @@ with ROC-AUC ≥ 0.9.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,6 +290,69 @@ def state_probe(
                                 if imagined_true[h] else float("nan"))
     out["windows"] = sum(len(t) for t in imagined_true[longest])
     return out
+
+
+@torch.no_grad()
+def imagination_errors(model: RSSM, episodes: Sequence[Any], predict: Callable[[np.ndarray], np.ndarray],
+                       key: str, stride: int = 30, horizons: Sequence[int] = (10, 30),
+                       rewarded: bool = False, far: float = 0.10) -> dict[str, float]:
+    """Where the model puts position ``key`` when it imagines ``episodes``' own actions, window by window.
+
+    Every ``stride`` steps (a plan's start when T_cache = ``stride``) the model imagines the next
+    max(``horizons``) steps under the executed actions from the filtered feature there; ``predict``
+    (``position_probe``) reads the position off imagined and filtered features. Means over windows:
+    ``moved`` (true displacement over the window, m), ``imagined moved`` (the probe's reading of the
+    imagined end against the filtered start), ``drift_h`` (imagined against filtered at step h: the
+    imagination's error without the probe's own), ``reward gap`` (true − imagined reward summed over
+    the window). With ``rewarded`` (the position that decides success), also ``to goal (true)`` and
+    ``to goal (imagined)`` (mean distance to the goal over the window's steps) and ``rewarded far``
+    (steps per window the reward head rates a success, > 0.5, while the imagined position is more
+    than ``far`` from the goal, by default twice Meta-World's 5 cm success radius: the reward head
+    fooled rather than the dynamics)."""
+    longest = max(horizons)
+    moved, imagined_moved, gaps = [], [], []
+    true_dist, imagined_dist, rewarded_far = [], [], []
+    drift: dict[int, list[float]] = {h: [] for h in horizons}
+    for episode in episodes:
+        state = _state(episode, key)
+        feats = _filtered_features(model, episode)
+        actions = torch.as_tensor(_get(episode, "actions"), device=model.device, dtype=model.dtype)
+        starts = list(range(0, len(actions) - longest + 1, stride))
+        if not starts:
+            continue
+        index = torch.as_tensor(starts, device=model.device)
+        window_actions = torch.stack([actions[s : s + longest] for s in starts])
+        imagined = model.imagine(feats[index], window_actions)  # (W, longest + 1, F)
+        read_filtered = predict(feats.cpu().numpy())
+        for w, s in enumerate(starts):
+            read_imagined = predict(imagined[w].cpu().numpy())
+            moved.append(float(np.linalg.norm(state[s + longest] - state[s])))
+            imagined_moved.append(float(np.linalg.norm(read_imagined[longest] - read_filtered[s])))
+            for h in horizons:
+                drift[h].append(float(np.linalg.norm(read_imagined[h] - read_filtered[s + h])))
+            if rewarded:
+                g = _state(episode, "goal")[s]
+                true_dist.append(float(np.linalg.norm(state[s + 1 : s + longest + 1] - g, axis=-1).mean()))
+                dists = np.linalg.norm(read_imagined[1:] - g, axis=-1)
+                imagined_dist.append(float(dists.mean()))
+                rated_success = model.reward(imagined[w, 1:]).cpu().numpy() > 0.5
+                rewarded_far.append(float((rated_success & (dists > far)).sum()))
+        predicted = model.reward(imagined[:, 1:]).sum(-1).cpu().numpy()
+        true = _get(episode, "rewards").astype(np.float64)
+        gaps += [float(true[s : s + longest].sum() - predicted[w]) for w, s in enumerate(starts)]
+    out = {"windows": len(moved), "moved": float(np.mean(moved)),
+           "imagined moved": float(np.mean(imagined_moved))}
+    out.update({f"drift_{h}": float(np.mean(drift[h])) for h in horizons})
+    out["reward gap"] = float(np.mean(gaps))
+    if rewarded:
+        out["to goal (true)"] = float(np.mean(true_dist))
+        out["to goal (imagined)"] = float(np.mean(imagined_dist))
+        out["rewarded far"] = float(np.mean(rewarded_far))
+    return out
+
+
+REWARDED_POSITION = {"obstacle": "agent", "reach": "agent", "push": "puck"}
+"""The position whose distance to the goal decides success, per task (``Episode.state`` key)."""
 
 
 @dataclass(frozen=True)
