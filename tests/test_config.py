@@ -35,6 +35,9 @@ def test_scaled_to_keeps_the_mix_and_at_least_one_episode_of_each_kind():
     dashes = dataclasses.replace(mix, dash_episodes=50).scaled_to(60_000, 150)
     assert (dashes.episodes, dashes.random_episodes, dashes.greedy_episodes, dashes.dash_episodes) == (
         160, 80, 80, 80)
+    decoys = dataclasses.replace(mix, greedy_episodes=0, decoy_episodes=50).scaled_to(60_000, 150)
+    assert (decoys.episodes, decoys.random_episodes, decoys.greedy_episodes, decoys.decoy_episodes) == (
+        200, 100, 0, 100) and decoys.train_episodes == 400
     none = DataConfig(episodes=0, noise=0.3, heldout=1, random_episodes=0, random_hold=5, greedy_episodes=0)
     with pytest.raises(ValueError, match="no episodes"):
         none.scaled_to(1000, 30)

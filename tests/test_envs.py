@@ -368,3 +368,30 @@ def test_obstacle_wall_passage_names_the_way_the_agent_went(name, actions, succe
     assert info["success"] == success
     with pytest.raises(ValueError, match="shape"):
         wall_passage(np.zeros((3, 3)))
+
+
+def test_push_decoy_expert_comes_down_beside_the_puck_and_leaves_it():
+    """``aim_offset``: the Push expert aims 5-10 cm beside the puck, comes down there, closes the
+    gripper and takes the hand to the goal; the puck mostly stays where the true expert carries it
+    (measured from the true puck and hand positions)."""
+    from latco.data import rollout
+
+    env = envs.make_env("push", seed=0, render=False)
+    decoy = envs.oracle("push", aim_offset=(0.05, 0.1))
+    moved = {}
+    for name, policy in [("oracle", envs.oracle("push")), ("decoy", decoy)]:
+        moved[name] = []
+        for seed in range(4):
+            policy.reset(seed)
+            ep = rollout(env, policy, seed=seed)
+            puck, hand, goal = ep.state["puck"], ep.state["agent"], ep.state["goal"][0]
+            moved[name].append(np.linalg.norm(puck[-1, :2] - puck[0, :2]))
+            if name == "decoy":  # low beside the puck at some step, and at the goal at the end
+                beside = np.linalg.norm(hand[:, :2] - puck[:, :2], axis=1) > 0.03
+                assert (beside & (hand[:, 2] < puck[:, 2] + 0.04)).any()
+                assert np.linalg.norm(hand[-1, :2] - goal[:2]) < 0.03
+    assert min(moved["oracle"]) > 0.1 and np.median(moved["decoy"]) < 0.02
+    with pytest.raises(ValueError, match="has no puck"):
+        envs.oracle("reach", aim_offset=(0.05, 0.1))
+    with pytest.raises(ValueError, match="0 <= low <= high"):
+        envs.oracle("push", aim_offset=(0.1, 0.05))

@@ -52,10 +52,16 @@ class Oracle:
 
     ``pass_range`` (Obstacle only): (low, high) of the height |y| at which the agent goes around
     the wall, drawn anew at every ``reset``; None passes at 0.75 every time.
+    ``aim_offset`` (Push only): (low, high) in metres; at every ``reset`` the expert's view of the
+    puck is moved by a horizontal offset of a length drawn from that range, in a random direction,
+    so it comes down beside the puck, closes the gripper on nothing and carries nothing to the goal
+    (a "decoy" episode: the hand does what a successful push does, the puck stays, unless the hand
+    happens to sweep it). None: the expert sees the puck where it is.
     """
 
     def __init__(self, task: str, noise: float = 0.0, seed: int | None = None,
-                 pass_range: tuple[float, float] | None = None) -> None:
+                 pass_range: tuple[float, float] | None = None,
+                 aim_offset: tuple[float, float] | None = None) -> None:
         if noise < 0:
             raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise}")
         self.task = task_spec(task)
@@ -71,6 +77,17 @@ class Oracle:
             pass_range = (low, high)
         self.pass_range = pass_range
         self.pass_y = _PASS_Y
+        if aim_offset is not None:
+            if self.task.name != "push":
+                raise ValueError(f"aim_offset shifts the Push expert's view of the puck; {self.task.name} "
+                                 "has no puck")
+            low, high = (float(v) for v in aim_offset)
+            if not 0.0 <= low <= high:
+                raise ValueError(f"aim_offset must be (low, high) in metres with 0 <= low <= high, "
+                                 f"got {aim_offset}")
+            aim_offset = (low, high)
+        self.aim_offset = aim_offset
+        self.aim = np.zeros(2)
         self._expert = None
         self.reset(seed)
         if self.task.name != "obstacle":
@@ -84,6 +101,26 @@ class Oracle:
         self._rng = np.random.default_rng(seed)
         if self.pass_range is not None:
             self.pass_y = float(self._rng.uniform(*self.pass_range))
+        if self.aim_offset is not None:
+            angle, length = self._rng.uniform(0, 2 * np.pi), self._rng.uniform(*self.aim_offset)
+            self.aim = length * np.array([np.cos(angle), np.sin(angle)])
+        self._closed = False
+
+    def _decoy_action(self, obs: np.ndarray) -> np.ndarray:
+        """The Push expert shown the puck at ``self.aim`` beside it: it goes there, comes down and
+        closes the gripper; from the first closing on it heads for the goal with the gripper closed
+        (the expert's own last phase, which it would otherwise leave once the hand is 2 cm from the
+        puck it believes it holds, to try again)."""
+        from metaworld.policies.policy import move
+
+        obs = obs.copy()
+        obs[4:6] += self.aim  # hand (0:3), puck (4:7), goal (last 3): the expert sees the puck here
+        action = np.asarray(self._expert.get_action(obs), dtype=np.float64)
+        self._closed = self._closed or action[3] > 0
+        if self._closed:
+            action[:3] = move(obs[:3], to_xyz=obs[-3:], p=10.0)
+            action[3] = 0.6
+        return action
 
     def __call__(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._expert is None:
@@ -92,7 +129,11 @@ class Oracle:
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "Constant(s) may be too high": the env clips
-                action = self._expert.get_action(info["metaworld_obs"])
+                obs = np.array(info["metaworld_obs"], dtype=np.float64)
+                if self.aim_offset is None:
+                    action = self._expert.get_action(obs)
+                else:
+                    action = self._decoy_action(obs)
         action = np.asarray(action, dtype=np.float64)
         if self.noise > 0:
             action = action + self.noise * self._rng.standard_normal(action.shape)
@@ -100,10 +141,12 @@ class Oracle:
 
 
 def oracle(task: str, noise: float = 0.0, seed: int | None = None,
-           pass_range: tuple[float, float] | None = None) -> Oracle:
+           pass_range: tuple[float, float] | None = None,
+           aim_offset: tuple[float, float] | None = None) -> Oracle:
     """The scripted expert of `task` with Gaussian action noise of std `noise`, clipped
-    (``pass_range``: the Obstacle oracle's per-episode pass height, ``Oracle``)."""
-    return Oracle(task, noise, seed, pass_range)
+    (``pass_range``: the Obstacle oracle's per-episode pass height; ``aim_offset``: the Push
+    expert aims beside the puck; ``Oracle``)."""
+    return Oracle(task, noise, seed, pass_range, aim_offset)
 
 
 class Greedy:

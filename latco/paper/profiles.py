@@ -44,19 +44,28 @@ class DataConfig:
     noise ``noise`` (``latco.envs.CornerDash``, heights 0.2-1, dashes of 1-5 steps): fast approaches
     that clear the corner or are stopped by it, where an optimizer's shortest way goes."""
 
+    decoy_episodes: int = 0
+    """Push: noisy-oracle episodes whose expert aims ``decoy_offset`` beside the puck (``Oracle``'s
+    ``aim_offset``): it comes down, closes the gripper on nothing and moves to the goal while the
+    puck stays, so the model sees a hand near the puck that does not carry it."""
+    decoy_offset: tuple[float, float] = (0.05, 0.10)
+    """Push: the range (m) of the decoy episodes' aiming offset from the puck."""
+
     def scaled_to(self, steps: int, episode_steps: int) -> DataConfig:
         """The same oracle : random : greedy mix with about ``steps`` env steps of training data,
         for episodes of ``episode_steps`` steps (each kind keeps at least one episode)."""
-        parts = [self.episodes, self.random_episodes, self.greedy_episodes, self.dash_episodes]
+        parts = [self.episodes, self.random_episodes, self.greedy_episodes, self.dash_episodes,
+                 self.decoy_episodes]
         if sum(parts) == 0:
             raise ValueError("this DataConfig collects no episodes; there is no mix to scale")
         counts = [max(round(p / sum(parts) * steps / episode_steps), int(p > 0)) for p in parts]
         return replace(self, episodes=counts[0], random_episodes=counts[1], greedy_episodes=counts[2],
-                       dash_episodes=counts[3])
+                       dash_episodes=counts[3], decoy_episodes=counts[4])
 
     @property
     def train_episodes(self) -> int:
-        return self.episodes + self.random_episodes + self.greedy_episodes + self.dash_episodes
+        return (self.episodes + self.random_episodes + self.greedy_episodes + self.dash_episodes
+                + self.decoy_episodes)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ GREEDY_SEED_OFFSET = 5_000_000
 DASH_SEED_OFFSET = 8_000_000
 """Dash episodes of the offline data (``DataConfig.dash_episodes``) use these seeds."""
 
+DECOY_SEED_OFFSET = 9_000_000
+"""Push decoy episodes of the offline data (``DataConfig.decoy_episodes``) use these seeds."""
+
 CORNER_DASH_SEED = 7_000_000
 """Obstacle's corner-probe episodes (``corner_dashes``) start from these seeds: no training, held-out
 or evaluation episode starts there."""
@@ -44,7 +47,8 @@ def oracle_data(
     """Offline data for ``task`` at the profile's size: ``train`` and ``heldout`` episode lists.
 
     ``train`` = noisy-oracle episodes (``data_dir/train``) plus random-action ones
-    (``data_dir/random``) and noisy straight-to-the-goal ones (``data_dir/greedy``), so the model
+    (``data_dir/random``), noisy straight-to-the-goal ones (``data_dir/greedy``), and where the
+    profile asks for them Obstacle's dashes (``dash``) and Push's decoys (``decoy``), so the model
     also sees failures; ``heldout`` = noisy-oracle episodes with other seeds (``data_dir/heldout``).
     Existing episodes are reused; ``workers`` processes collect side by side (``data.collect``).
     """
@@ -74,6 +78,11 @@ def oracle_data(
             cfg.dash_episodes,
             seed + DASH_SEED_OFFSET,
         ),
+        "decoy": (
+            envs.oracle(task, noise=cfg.noise, aim_offset=cfg.decoy_offset) if cfg.decoy_episodes else None,
+            cfg.decoy_episodes,
+            seed + DECOY_SEED_OFFSET,
+        ),
         "heldout": (noisy_oracle, cfg.heldout, seed + HELDOUT_SEED_OFFSET),
     }
     out = {}
@@ -88,7 +97,8 @@ def oracle_data(
         corner_dashes(data_dir, size)
     write_marker(data_dir / DATA_DONE, {**{split: len(eps) for split, eps in out.items()},
                                         "record": settings.read_record(data_dir)})
-    return {"train": out["train"] + out["random"] + out["greedy"] + out["dash"], "heldout": out["heldout"]}
+    train = out["train"] + out["random"] + out["greedy"] + out["dash"] + out["decoy"]
+    return {"train": train, "heldout": out["heldout"]}
 
 
 def corner_dashes(data_dir: str | os.PathLike, image_size: int, count: int = 200) -> list[data.Episode]:

@@ -295,7 +295,7 @@ def data_settings(profile: Profile, task: str, seed: int = 0) -> dict[str, Any]:
 
 
 DATA_COUNTS = ("data.episodes", "data.random_episodes", "data.greedy_episodes", "data.dash_episodes",
-               "data.heldout")
+               "data.decoy_episodes", "data.heldout")
 """Episode counts: a data folder serves any count (collected episodes are kept, a prefix is used)."""
 
 
