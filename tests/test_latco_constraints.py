@@ -172,6 +172,14 @@ def test_a_polish_on_the_return_reaches_the_best_return_of_lbfgsb(case):
                         for p in (on_return, on_latco))
         assert best - ours <= 0.01 * abs(best), (case, seed, ours, best)
         assert ours >= theirs - 1e-6 * abs(theirs), (case, seed, ours, theirs)
+    if case == "saturating":  # and on the nonlinear pendulum, with its local optima: 4 plans, polish 20
+        model, z0, H = an.Pendulum(), torch.zeros(2), 30
+        best = -an.reference_optimum(model, z0, H, objective=an.negative_return).value
+        for seed in (0, 1):
+            plan = make_planner("latco", n_plans=4, polish_iterations=20, polish_objective="return",
+                                seed=seed).plan(model, z0, H)
+            ours = -float(an.negative_return(model, z0.double(), plan.actions.double()))
+            assert best - ours <= 0.01 * abs(best), (seed, ours, best)
     with pytest.raises(ValueError, match="unknown polish_objective 'reward'; choose one of: latco, return"):
         make_planner("latco", polish_objective="reward")
 
