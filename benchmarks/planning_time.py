@@ -17,7 +17,8 @@ interleaved, through scipy on one thread.
 Part 4: ``--batch-starts`` start features planned one after another against one
 ``LatCoPlanner.plan_batch`` call (MPC over vectorized environments), ``--few`` iterations each.
 
-Part 3 (with ``--results``, e.g. ``results/quick`` after ``make paper``): cheaper LatCo settings
+Part 3 (with ``--results``, e.g. ``results/quick`` after ``make paper``; ``--only-part3`` skips the
+others, ``--only`` keeps the settings whose label contains a given string): cheaper LatCo settings
 against the paper's (1 plan, 200 iterations, float64) on a *trained* model (how many iterations the
 early stop takes depends on the model, so they are counted there): the early stop
 (``LatCoConfig.stop_tol``) in float64 and mixed precision, and two plans of 24 iterations. Per
@@ -236,12 +237,16 @@ def cheaper_settings(tolerances: list[float], iterations: int) -> dict[str, dict
     out["stop_tol 0.05 + L-BFGS-B polish 30"] = {"iterations": iterations, "stop_tol": 0.05,
                                                  "polish_iterations": 30}
     fast = planner_config("latco-fast")  # its own options, so the row follows the preset
-    out[f"latco-fast: {fast.n_plans} x {fast.iterations} + L-BFGS-B {fast.polish_iterations}"] = {
-        "n_plans": fast.n_plans, "iterations": fast.iterations, "polish_iterations": fast.polish_iterations}
+    out[f"latco-fast: {fast.n_plans} x {fast.iterations} + L-BFGS-B {fast.polish_iterations} "
+        f"({fast.polish_objective})"] = {
+        "n_plans": fast.n_plans, "iterations": fast.iterations, "polish_iterations": fast.polish_iterations,
+        "polish_objective": fast.polish_objective}
     out["stop_tol 0.05, mixed + polish 30"] = {"iterations": iterations, "stop_tol": 0.05,
                                                "precision": "mixed", "polish_iterations": 30}
     out["2 plans x 24, mixed + polish 30"] = {"n_plans": 2, "iterations": 24, "precision": "mixed",
                                               "polish_iterations": 30}
+    out["2 plans x 24 + polish 30 (latco objective)"] = {
+        "n_plans": 2, "iterations": 24, "polish_iterations": 30, "polish_objective": "latco"}
     return out
 
 
@@ -290,8 +295,22 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=10, help="part 3: held-out start frames")
     parser.add_argument("--stop-tols", type=float, nargs="+", default=[0.03, 0.05, 0.1],
                         help="part 3: the stop_tol values compared with the fixed iterations")
+    parser.add_argument("--only-part3", action="store_true",
+                        help="with --results: only part 3 (the trained model's settings table)")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="part 3: only the settings whose label contains one of these (and the paper's)")
     args = parser.parse_args()
     model = paper_model()
+    if args.only_part3:
+        if not args.results:
+            parser.error("--only-part3 needs --results (a folder with trained models)")
+        torch.set_num_threads(args.threads[0])
+        settings = cheaper_settings(args.stop_tols, args.iterations)
+        if args.only:
+            settings = {k: v for k, v in settings.items()
+                        if k.startswith("paper") or any(o in k for o in args.only)}
+        cheaper_plans_table(args.results, args.task, args.starts, settings, args.horizon, model, args.repeats)
+        return
     default_threads = torch.get_num_threads()
     for n in args.threads:
         torch.set_num_threads(n)

@@ -20,8 +20,8 @@ naming the member, what it returned and what was expected; the optional derivati
 compared with central finite differences.
 
 ``latco`` runs the paper's settings (App. B); ``latco-fast`` is LatCo with two plans of 24 iterations
-and an L-BFGS-B polish of the returned actions, about a third of the time for as much model reward
-(beyond the paper; ``LatCoFastConfig``).
+and an L-BFGS-B polish of the returned actions on the model return, about a third of the time for
+more model reward (beyond the paper; ``LatCoFastConfig``).
 
 ``Plan.trace`` keys: each planner's ``plan`` docstring lists them: ``LatCoPlanner.plan``
 (``latco``, ``latco-fast``, ``latco-no-relax``), ``LatCoFirstOrderPlanner.plan``, ``CEMPlanner.plan``
