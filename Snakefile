@@ -84,22 +84,30 @@ def online_done(task, planner, seed): return results.online_done(R, task, planne
 
 # What each job's result depends on (latco.paper.settings), as a digest: Snakemake's params trigger re-runs
 # a job whose digest changed since its last run, and then everything that reads its output.
-def data_params(w): return settings.digest(settings.data_settings(PROF, w.task, SEED))
+# (result_digest: an option added to the code since a result was made, at its default, keeps its digest)
+def data_params(w):
+    return settings.result_digest(paths.data_dir(R, w.task), settings.data_settings(PROF, w.task, SEED))
 def model_params(w):
-    return settings.digest(settings.model_settings(PROF, w.task, int(w.get("mseed", SEED)), data_seed=SEED))
+    mseed = int(w.get("mseed", SEED))
+    return settings.result_digest(paths.model_dir(R, w.task, mseed),
+                                  settings.model_settings(PROF, w.task, mseed, data_seed=SEED))
 def offline_params(w):
     tcache = int(w.tcache) if "tcache" in w.keys() else None
-    return settings.digest(settings.offline_settings(PROF, w.task, w.planner, int(w.get("mseed", SEED)), tcache,
-                                                     data_seed=SEED))
+    mseed = int(w.get("mseed", SEED))
+    return settings.result_digest(paths.offline_dir(R, w.task, w.planner, mseed, tcache),
+                                  settings.offline_settings(PROF, w.task, w.planner, mseed, tcache, data_seed=SEED))
 def online_params(w):  # an offline -> online run depends on the offline model too: a new one re-makes it
-    return settings.digest(settings.online_settings(PROF, w.task, w.planner, int(w.seed), SEED))
+    return settings.result_digest(paths.online_dir(R, w.task, w.planner, int(w.seed)),
+                                  settings.online_settings(PROF, w.task, w.planner, int(w.seed), SEED))
 def online_inputs(w):
     """Offline -> online runs start from the task's offline data and model; from-scratch runs from the
     seed episodes and first model that every planner's run of the seed shares (made once)."""
     if PROF.online_for(w.task).start == "offline":
         return [data_done(w.task), model_done(w.task)]
     return [results.seed_phase_done(R, w.task, w.seed)]
-def seed_phase_params(w): return settings.digest(settings.seed_phase_settings(PROF, w.task, int(w.seed)))
+def seed_phase_params(w):
+    return settings.result_digest(paths.online_seed_phase_dir(R, w.task, w.seed),
+                                  settings.seed_phase_settings(PROF, w.task, int(w.seed)))
 LATCO_PARAMS = settings.digest(settings.planner_settings(PROF, "latco"))  # Figs. 1, 5, 7 plan with it
 TIMING_PARAMS = settings.digest({"planners": {p: settings.planner_settings(PROF, p) for p in sorted(PROF.planners)},
                                  "timing": asdict(PROF.timing), "world_model": asdict(PROF.world_model)})

@@ -4,6 +4,7 @@ settings they were made with, and a producer asked for other settings never retu
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -285,3 +286,29 @@ def test_a_setting_added_to_the_code_later_keeps_results_made_before_it(made, tm
     assert settings.new_at_default("options.reward_reference", "<absent>", "zero", {"planner": "latco"})
     assert not settings.new_at_default("options.reward_reference", "<absent>", "best", {"planner": "latco"})
     assert not settings.new_at_default("options.iterations", 10, 200, {"planner": "latco"})
+
+
+def test_a_marker_that_says_the_same_keeps_its_time(tmp_path):
+    """Re-claiming finished data (another model seed's job, a study) rewrites no marker whose counts
+    are unchanged, so Snakemake does not see the data as newer than what was built on it."""
+    marker = tmp_path / "episodes.json"
+    results.write_marker(marker, {"train": 3, "heldout": 1, "record": {"commit": "a"}})
+    os.utime(marker, (1_000_000, 1_000_000))
+    results.write_marker(marker, {"train": 3, "heldout": 1, "record": {"commit": "b"}})
+    assert marker.stat().st_mtime == 1_000_000
+    results.write_marker(marker, {"train": 4, "heldout": 1, "record": {"commit": "b"}})
+    assert marker.stat().st_mtime > 1_000_000 and json.loads(marker.read_text())["train"] == 4
+
+
+def test_result_digest_keeps_a_result_made_before_an_option_existed(tmp_path):
+    """The Snakefile's params: a result recorded without an option added since (at its default) keeps
+    its old digest, so it is not re-made; a real change gives the new settings' digest."""
+    quick = get_profile("quick")
+    wanted = settings.model_settings(quick, "push")
+    old = json.loads(json.dumps(settings.jsonable(wanted)))
+    del old["data"]["data"]["decoy_episodes"]  # as a record written before decoys existed
+    (tmp_path / "settings.json").write_text(json.dumps({"settings": old}))
+    assert settings.result_digest(tmp_path, wanted) == settings.digest(old) != settings.digest(wanted)
+    longer = settings.model_settings(quick.with_overrides({"task_train_steps.push": 9000}), "push")
+    assert settings.result_digest(tmp_path, longer) == settings.digest(longer)
+    assert settings.result_digest(tmp_path / "none", wanted) == settings.digest(wanted)

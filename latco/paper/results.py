@@ -229,5 +229,22 @@ def online_tables(results: str | os.PathLike, profile: Profile) -> dict[tuple[st
 
 
 def write_marker(path: Path, content: dict) -> Path:
-    """A producer's finished-marker (``DATA_DONE``, ``MODEL_DONE``) with what it records, atomically."""
+    """A producer's finished-marker (``DATA_DONE``, ``MODEL_DONE``) with what it records, atomically.
+
+    A marker that already says the same (all but its ``record``, the copy of the folder's settings
+    record with its commit and time) is left untouched: its modification time is what Snakemake
+    compares, and re-claiming finished data or a finished model (another seed's job, a study) must
+    not make everything built on it look out of date."""
+    path = Path(path)
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and _without_record(old) == _without_record(json.loads(json.dumps(content))):
+            return path
     return storage.write_atomic(path, lambda tmp: tmp.write_text(json.dumps(content, indent=1)))
+
+
+def _without_record(content: dict) -> dict:
+    return {k: v for k, v in content.items() if k != "record"}

@@ -378,6 +378,17 @@ def digest(settings: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def result_digest(folder: str | os.PathLike, settings: Mapping[str, Any]) -> str:
+    """The Snakefile's ``params`` for the result in ``folder``: ``digest(settings)``, unless the folder
+    records settings that make the same result (``changed`` finds no difference: at most options
+    added to the code since, at their defaults), whose digest it then keeps. So a new option does not
+    make Snakemake re-run every job whose settings now list it, while any real change still does."""
+    record = read_record(folder)
+    if record is not None and not changed(record["settings"], jsonable(settings)):
+        return digest(record["settings"])
+    return digest(settings)
+
+
 
 
 # ---------------------------------------------------------------------------------------- records
