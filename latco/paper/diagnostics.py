@@ -323,6 +323,7 @@ def imagination_errors(model: RSSM, episodes: Sequence[Any], predict: Callable[[
         index = torch.as_tensor(starts, device=model.device)
         window_actions = torch.stack([actions[s : s + longest] for s in starts])
         imagined = model.imagine(feats[index], window_actions)  # (W, longest + 1, F)
+        imagined_rewards = model.reward(imagined[:, 1:]).cpu().numpy()  # (W, longest)
         read_filtered = predict(feats.cpu().numpy())
         for w, s in enumerate(starts):
             read_imagined = predict(imagined[w].cpu().numpy())
@@ -335,11 +336,9 @@ def imagination_errors(model: RSSM, episodes: Sequence[Any], predict: Callable[[
                 true_dist.append(float(np.linalg.norm(state[s + 1 : s + longest + 1] - g, axis=-1).mean()))
                 dists = np.linalg.norm(read_imagined[1:] - g, axis=-1)
                 imagined_dist.append(float(dists.mean()))
-                rated_success = model.reward(imagined[w, 1:]).cpu().numpy() > 0.5
-                rewarded_far.append(float((rated_success & (dists > far)).sum()))
-        predicted = model.reward(imagined[:, 1:]).sum(-1).cpu().numpy()
+                rewarded_far.append(float(((imagined_rewards[w] > 0.5) & (dists > far)).sum()))
         true = _get(episode, "rewards").astype(np.float64)
-        gaps += [float(true[s : s + longest].sum() - predicted[w]) for w, s in enumerate(starts)]
+        gaps += [float(true[s : s + longest].sum() - imagined_rewards[w].sum()) for w, s in enumerate(starts)]
     out = {"windows": len(moved), "moved": float(np.mean(moved)),
            "imagined moved": float(np.mean(imagined_moved))}
     out.update({f"drift_{h}": float(np.mean(drift[h])) for h in horizons})
