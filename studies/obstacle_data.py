@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 
 from latco.paper import diagnostics
-from latco.paper.offline import offline_evaluation, world_model_for_task
+from latco.paper.offline import train_and_evaluate
 from latco.paper.profiles import Profile, get_profile
 from latco.paper.recipe import corner_dashes, oracle_data
 from latco.paper.results import MODEL_DONE
@@ -79,12 +79,7 @@ def run(candidate: str, seed: int) -> None:
             src = ROOT / "base" / "data" / split
             if not (data_dir / split).exists() and src.exists():
                 shutil.copytree(src, data_dir / split)
-    episodes = oracle_data("obstacle", profile, data_dir, workers=1)
-    model = world_model_for_task("obstacle", profile, episodes["train"], folder / f"model_seed{seed}",
-                                 seed=seed, data_seed=0)
-    for planner in PLANNERS:
-        table = offline_evaluation("obstacle", planner, profile, model, folder / f"seed{seed}" / planner,
-                                   model_seed=seed, data_seed=0)
+    for planner, table in train_and_evaluate("obstacle", profile, data_dir, folder, PLANNERS, seed).items():
         print(f"{candidate} seed {seed} {planner}: success {table['success'].mean():.2f}")
 
 

@@ -36,9 +36,8 @@ import torch
 
 from latco import data
 from latco.paper import diagnostics, paths
-from latco.paper.offline import offline_evaluation, world_model_for_task
+from latco.paper.offline import train_and_evaluate
 from latco.paper.profiles import Profile, get_profile
-from latco.paper.recipe import oracle_data
 from latco.paper.results import MODEL_DONE
 from latco.train import load_model
 
@@ -64,13 +63,8 @@ def run(candidate: str, seed: int) -> None:
         src = paths.data_dir(BASE_RESULTS, "push") / split
         if not (data_dir / split).exists() and src.exists():
             shutil.copytree(src, data_dir / split)
-    episodes = oracle_data("push", profile, data_dir, workers=1)
-    model = world_model_for_task("push", profile, episodes["train"], folder / f"model_seed{seed}",
-                                 seed=seed, data_seed=0)
-    for planner in PLANNERS:
-        table = offline_evaluation("push", planner, profile, model, folder / f"seed{seed}" / planner,
-                                   model_seed=seed, data_seed=0)
-        print(f"{candidate} seed {seed} {planner}: success {table['success'].mean():.2f}", flush=True)
+    for planner, table in train_and_evaluate("push", profile, data_dir, folder, PLANNERS, seed).items():
+        print(f"{candidate} seed {seed} {planner}: success {table['success'].mean():.2f}")
 
 
 def _sources(candidate: str, seed: int) -> tuple[Path, dict[str, Path]]:

@@ -106,6 +106,22 @@ def offline_evaluation(
     return evaluate(model, agent, task, episodes, seed=OFFLINE_EVAL_SEED, out_dir=out_dir, t_cache=t_cache)
 
 
+def train_and_evaluate(task: str, profile: Profile, data_dir: str | os.PathLike, folder: str | os.PathLike,
+                       planners: tuple[str, ...], seed: int = 0,
+                       data_seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A study's variant of the offline experiment: the offline data in ``data_dir`` (collected, or
+    the episodes already there), the world model of training ``seed`` in ``folder/model_seed<seed>``,
+    and each planner on Table 2's starts in ``folder/seed<seed>/<planner>``; resumable like the
+    workflow. Returns each planner's table."""
+    folder = Path(folder)
+    episodes = oracle_data(task, profile, data_dir, workers=1)
+    model = world_model_for_task(task, profile, episodes["train"], folder / f"model_seed{seed}",
+                                 seed=seed, data_seed=data_seed)
+    return {planner: offline_evaluation(task, planner, profile, model, folder / f"seed{seed}" / planner,
+                                        model_seed=seed, data_seed=data_seed)
+            for planner in planners}
+
+
 def offline_model(task: str, profile: Profile, results: str | os.PathLike, seed: int = 0,
                   device: str | None = None, data_seed: int | None = None) -> RSSM:
     """The offline world model of ``task`` trained with ``seed`` under ``results`` (``latco.paper.paths``
