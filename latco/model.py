@@ -47,10 +47,18 @@ class WorldModelConfig:
     """std = softplus(raw) + min_std for prior and posterior."""
     free_nats: float = 3.0
     """The KL term is clipped from below at this value (averaged over batch and time)."""
+    kl_balance: float | None = None
+    """None: the ELBO's KL(q || p), whose gradient moves the posterior q and the prior p alike (the
+    paper). A number α in [0, 1] (beyond the paper; DreamerV2's KL balancing, α = 0.8 there): the
+    same value, but the gradient reaches the prior with weight α and the posterior with 1 − α, so
+    the prior learns to predict the posterior more than the posterior is pulled toward it. Each
+    part is clipped at ``free_nats`` on its own. The prior is what planners imagine with."""
 
     def __post_init__(self) -> None:
         if self.image_size not in (32, 64):
             raise ValueError(f"image_size must be 32 or 64, got {self.image_size}")
+        if self.kl_balance is not None and not 0.0 <= self.kl_balance <= 1.0:
+            raise ValueError(f"kl_balance must be None or in [0, 1], got {self.kl_balance}")
 
     @property
     def feature_size(self) -> int:
@@ -429,8 +437,16 @@ def elbo_loss(
     image_nll = 0.5 * (mean - target).pow(2).sum((-3, -2, -1)).mean()
     reward_pred = model.reward(out["feature"][:, 1:])
     reward_nll = 0.5 * (reward_pred - rewards.to(reward_pred)).pow(2).mean()
-    kl = gaussian_kl(out["post_mean"], out["post_std"], out["prior_mean"], out["prior_std"]).mean()
-    kl_clipped = torch.clamp(kl, min=model.cfg.free_nats)
+    post, prior = (out["post_mean"], out["post_std"]), (out["prior_mean"], out["prior_std"])
+    kl = gaussian_kl(*post, *prior).mean()
+    alpha = model.cfg.kl_balance
+    if alpha is None:
+        kl_clipped = torch.clamp(kl, min=model.cfg.free_nats)
+    else:  # the same value; the gradient split α to the prior, 1 − α to the posterior
+        to_prior = gaussian_kl(*(x.detach() for x in post), *prior).mean()
+        to_post = gaussian_kl(*post, *(x.detach() for x in prior)).mean()
+        kl_clipped = (alpha * torch.clamp(to_prior, min=model.cfg.free_nats)
+                      + (1 - alpha) * torch.clamp(to_post, min=model.cfg.free_nats))
     loss = image_nll + reward_scale * reward_nll + kl_clipped
     metrics = {
         "loss": loss.item(),

@@ -116,6 +116,40 @@ def test_elbo_terms_finite_and_free_nats_clip_kl():
     assert weighted.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_kl_balance_keeps_the_kl_and_splits_its_gradient_between_prior_and_posterior():
+    """KL balancing: the loss value is the ELBO's and the gradient is the likelihoods' plus α of the
+    KL's gradient through the prior plus 1 − α of it through the posterior. The parts are found
+    independently: the likelihoods' alone with the KL clipped away (free nats 10⁶), the prior's and
+    the posterior's from α = 1 and α = 0; the prior head (img3, read only by the KL) gets α of the
+    ELBO's gradient."""
+    images, actions, rewards = square_batch(2, T=6)
+
+    def grads(balance: float | None, free_nats: float = 0.0) -> tuple[float, torch.Tensor, torch.Tensor]:
+        torch.manual_seed(6)
+        model = RSSM(replace(TINY, free_nats=free_nats, kl_balance=balance))
+        loss, _ = elbo_loss(model, images, actions, rewards, torch.Generator().manual_seed(0))
+        loss.backward()
+        flat = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        return loss.item(), flat, model.img3.weight.grad.clone()
+
+    plain_loss, plain, plain_prior = grads(None)
+    _, likelihoods, _ = grads(None, free_nats=1e6)
+    _, through_prior, _ = grads(1.0)
+    _, through_post, _ = grads(0.0)
+    # the ELBO's gradient is the sum of the three parts
+    torch.testing.assert_close(through_prior + through_post - likelihoods, plain, rtol=1e-4, atol=1e-6)
+    for part in (through_prior, through_post):
+        assert (part - likelihoods).abs().max() > 1e-4  # each part is really there
+    for alpha in (0.3, 0.8):
+        loss, flat, prior = grads(alpha)
+        assert loss == pytest.approx(plain_loss, rel=1e-6)
+        torch.testing.assert_close(flat, likelihoods + alpha * (through_prior - likelihoods)
+                                   + (1 - alpha) * (through_post - likelihoods), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(prior, alpha * plain_prior, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="kl_balance"):
+        WorldModelConfig(kl_balance=1.5)
+
+
 def test_decoding_a_random_subset_of_frames_estimates_the_image_term_without_bias():
     """The image term over a random fraction of the frames, averaged over draws, is the full one
     (the features are fixed here: observe uses the posterior mean when the noise is zeroed)."""
