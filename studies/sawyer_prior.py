@@ -11,6 +11,7 @@ posterior q toward it. KL balancing (``WorldModelConfig.kl_balance``, beyond the
 KL's value but sends the prior 80 % of its gradient and the posterior 20 % (DreamerV2's α = 0.8).
 
 - ``base``: the quick Reach and Push models as ``make paper`` made them (``results/quick``).
+- ``quick``: the quick model trained again here, for training seeds other than 0 (``base`` is seed 0).
 - ``kl0.8``: the same data, training steps and seed, with ``kl_balance = 0.8``.
 - ``kl0.8+decoy`` (Push only): ``kl_balance = 0.8`` on the decoy data of ``studies/push_data.py``
   (run that study's ``decoy`` candidate first), to see whether the two changes add up.
@@ -45,6 +46,7 @@ from latco.train import load_model
 ROOT = Path("results/studies/sawyer_prior")
 BASE_RESULTS = paths.results_dir("quick")
 CANDIDATES: dict[str, dict[str, object]] = {
+    "quick": {},
     "kl0.8": {"world_model.kl_balance": 0.8},
     "kl0.8+decoy": {"world_model.kl_balance": 0.8, "task_data.push.greedy_episodes": 0,
                     "task_data.push.decoy_episodes": 125},
@@ -81,16 +83,18 @@ def run(task: str, candidate: str, seed: int) -> None:
         print(f"{task} {candidate} seed {seed} {planner}: success {table['success'].mean():.2f}")
 
 
-def _sources(task: str, candidate: str, seed: int) -> tuple[Path, dict[str, Path]]:
-    """The candidate's model folder and each planner's evaluation folder."""
+def _sources(task: str, candidate: str) -> list[tuple[int, Path, dict[str, Path]]]:
+    """(training seed, model folder, each planner's evaluation folder) of the candidate's models."""
     if candidate == "base":
-        return (paths.model_dir(BASE_RESULTS, task),
-                {p: paths.offline_dir(BASE_RESULTS, task, p) for p in PLANNERS})
+        return [(0, paths.model_dir(BASE_RESULTS, task),
+                 {p: paths.offline_dir(BASE_RESULTS, task, p) for p in PLANNERS})]
     folder = ROOT / candidate / task
-    return folder / f"model_seed{seed}", {p: folder / f"seed{seed}" / p for p in PLANNERS}
+    seeds = sorted(int(d.name.removeprefix("model_seed")) for d in folder.glob("model_seed*"))
+    return [(seed, folder / f"model_seed{seed}", {p: folder / f"seed{seed}" / p for p in PLANNERS})
+            for seed in seeds]
 
 
-def report(seed: int = 0) -> pd.DataFrame:
+def report() -> pd.DataFrame:
     """Per task, model and source of actions: success, Table 3's gap, where the model puts the
     position that decides success."""
     rows = []
@@ -98,8 +102,8 @@ def report(seed: int = 0) -> pd.DataFrame:
         key = diagnostics.REWARDED_POSITION[task]
         train = data.load_episodes(paths.data_dir(BASE_RESULTS, task) / "train")[:100]
         heldout = results.heldout_episodes(BASE_RESULTS, task)
-        for candidate in ("base", *CANDIDATES):
-            model_dir, evaluations = _sources(task, candidate, seed)
+        models = [(c, *source) for c in ("base", *CANDIDATES) for source in _sources(task, c)]
+        for candidate, seed, model_dir, evaluations in models:
             if not (model_dir / MODEL_DONE).exists():
                 continue
             model = load_model(model_dir)
@@ -111,7 +115,7 @@ def report(seed: int = 0) -> pd.DataFrame:
                                         data.load_episodes(folder / "episodes"))
             for source, (table, episodes) in sources.items():
                 errors = diagnostics.imagination_errors(model, episodes, predict, key, rewarded=True)
-                row = {"task": task, "model": candidate, "actions of": source,
+                row = {"task": task, "model": candidate, "seed": seed, "actions of": source,
                        "success": float("nan") if table is None else table["success"].mean(),
                        "Table 3 gap": float("nan") if table is None
                        else (table["achieved_reward"] - table["predicted_reward"]).mean()}
