@@ -74,11 +74,35 @@ def test_more_models_or_a_closed_loop_row_for_one_task_are_overrides():
     ({"gpu": "maybe"}, "expected true or false"),
     ({"name": "quick2"}, "unknown setting 'name'"),
     ({"world_model.action_size": 3}, "set per task"),
+    ({"task_world_model.push.kl_balanse": 0.8}, "a field of WorldModelConfig (depth, stoch"),
+    ({"task_world_model.pusher.kl_balance": 0.8}, "task_world_model.<task>.<field> with a task (obstacle"),
+    ({"task_world_model.push.image_size": 64}, "image_size, action_size cannot differ per task"),
+    ({"task_world_model.push.depth": 2.5}, "expected a whole number"),
 ])
 def test_an_unknown_setting_or_a_wrong_value_is_named(override, message):
     with pytest.raises(settings.SettingsError) as error:
         get_profile("quick").with_overrides(override)
     assert message in str(error.value)
+
+
+def test_a_world_model_setting_of_one_task_changes_that_task_s_models_only():
+    """``task_world_model.<task>.<field>`` reaches every model of that task (offline, online, their
+    evaluations), leaves the other tasks' digests as they were, and a ``world_model`` override still
+    reaches the task's other fields."""
+    smoke = get_profile("smoke")
+    push = smoke.with_overrides({"task_world_model.push.kl_balance": 0.8, "world_model.depth": 3})
+    assert push.world_model_for("push").kl_balance == 0.8 and push.world_model_for("push").depth == 3
+    assert push.world_model_for("push").action_size == 4 and push.world_model_for("obstacle").action_size == 2
+    assert push.world_model_for("reach").kl_balance is None
+    only = smoke.with_overrides({"task_world_model.push.kl_balance": 0.8})
+    for task in ("obstacle", "reach"):
+        assert settings.model_settings(only, task) == settings.model_settings(smoke, task)
+        assert settings.online_settings(only, task, "latco") == settings.online_settings(smoke, task, "latco")
+    assert settings.model_settings(only, "push")["world_model"]["kl_balance"] == 0.8
+    assert settings.offline_settings(only, "push", "cem") != settings.offline_settings(smoke, "push", "cem")
+    assert settings.online_settings(only, "push", "cem") != settings.online_settings(smoke, "push", "cem")
+    with pytest.raises(ValueError, match="cannot differ per task"):
+        replace(smoke, task_world_model={"push": {"image_size": 64}})
 
 
 def test_assignments_parse_as_the_command_line_gives_them():

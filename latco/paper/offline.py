@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from latco import data, envs
+from latco import data
 from latco.agent import evaluate
 from latco.model import RSSM
 from latco.paper import paths, settings
-from latco.paper.profiles import Profile, make_profile_planner, world_model_config
+from latco.paper.profiles import Profile, make_profile_planner
 from latco.paper.recipe import oracle_data
 from latco.paper.results import MODEL_DONE, write_marker
 from latco.replay import Replay
@@ -49,7 +49,7 @@ def world_model_for_task(
     steps the checkpoint holds.
     """
     run_dir = Path(run_dir)
-    cfg = world_model_config(profile, envs.task_spec(task).action_size)
+    cfg = profile.world_model_for(task)
     train_cfg = profile.train_for(task)
     train_cfg = replace(train_cfg, seed=seed, steps=steps if steps is not None else train_cfg.steps)
     wanted = settings.model_settings(profile, task, seed, train_cfg.steps, data_seed=data_seed)

@@ -29,7 +29,7 @@ from latco.agent import evaluate, run_episode
 from latco.envs.oracle import RandomPolicy
 from latco.model import RSSM
 from latco.paper import paths, settings
-from latco.paper.profiles import Profile, make_profile_planner, world_model_config
+from latco.paper.profiles import Profile, make_profile_planner
 from latco.paper.results import ONLINE_DONE, SEED_PHASE_DONE, model_done, write_marker
 from latco.replay import Replay
 from latco.train import CHECKPOINT, METRICS, _atomic_save, load_checkpoint, train_world_model
@@ -76,10 +76,9 @@ def online_training(
     Returns the evaluation table (one row per evaluation: episodes collected, success rate, …).
     """
     cfg, run_dir = profile.online_for(task), Path(run_dir)
-    spec = envs.task_spec(task)
     size = profile.world_model.image_size
     episodes_dir, model_dir = run_dir / "episodes", run_dir / "model"
-    model_cfg = world_model_config(profile, spec.action_size)
+    model_cfg = profile.world_model_for(task)
     offline = cfg.start == "offline"
     model_seed = 0
     if offline:
@@ -190,7 +189,7 @@ def seed_phase(task: str, profile: Profile, out_dir: str | os.PathLike, seed: in
         _collect_seed_episodes(task, profile, episodes_dir, seed)
     replay = _replay(profile, task, data.load_episodes(episodes_dir), seed)
     with _timed(out_dir, "train", 0):
-        _train(profile, world_model_config(profile, spec.action_size), replay, out_dir / "model",
+        _train(profile, profile.world_model_for(task), replay, out_dir / "model",
                cfg.initial_train_steps, seed, device)
     return write_marker(out_dir / SEED_PHASE_DONE, {"task": spec.name, "seed": int(seed),
                                                     "settings": settings.digest(wanted)})

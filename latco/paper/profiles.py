@@ -10,6 +10,7 @@ Numbers that differ from the paper are listed in the README next to the results 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field, replace
 
@@ -131,6 +132,11 @@ class TimingConfig:
     """Repeats per horizon (the median is reported)."""
 
 
+TASK_FIXED_MODEL_FIELDS = ("image_size", "action_size")
+"""World-model fields no task may set for itself: the data is rendered at the profile's image size, and
+the action size is the task's."""
+
+
 @dataclass(frozen=True)
 class Profile:
     """All budgets of one profile."""
@@ -165,6 +171,10 @@ class Profile:
     """Per-task offline data where it differs from ``data`` (episode lengths differ: Obstacle 30
     steps, Reach 150, Push 120, so equal step budgets need different episode counts)."""
 
+    task_world_model: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Per task, ``WorldModelConfig`` fields that differ from ``world_model`` (e.g. ``{"push":
+    {"kl_balance": 0.8}}``), for every model of that task: offline, online and the planners' imagination.
+    ``world_model_for`` applies them; an override of ``world_model`` still reaches the other fields."""
     task_train_steps: dict[str, int] = field(default_factory=dict)
     """Per-task gradient steps of the offline world model where they differ from ``train.steps``."""
     task_models: dict[str, int] = field(default_factory=dict)
@@ -200,6 +210,13 @@ class Profile:
         from latco.paper.settings import apply_overrides
 
         return apply_overrides(self, overrides)
+
+    def world_model_for(self, task: str) -> WorldModelConfig:
+        """The world model of ``task``: ``world_model`` with ``task_world_model``'s fields and the task's
+        action size."""
+        spec = task_spec(task)
+        return replace(self.world_model, **self.task_world_model.get(spec.name, {}),
+                       action_size=spec.action_size)
 
     def train_for(self, task: str) -> TrainConfig:
         """The offline world model's training of ``task`` (``train`` with ``task_train_steps``)."""
@@ -247,6 +264,13 @@ class Profile:
             raise ValueError(f"closed_loop_planners {stray} are not offline planners "
                              f"({', '.join(self.offline_planners)}): a closed-loop row compares with their "
                              "open-loop rows")
+        for task, fields in self.task_world_model.items():
+            known = {f.name for f in dataclasses.fields(WorldModelConfig)} - set(TASK_FIXED_MODEL_FIELDS)
+            stray = sorted(set(fields) - known)
+            if task not in TASKS or stray:
+                raise ValueError(f"task_world_model[{task!r}] = {fields!r}: name a task ({', '.join(TASKS)}) "
+                                 f"and fields of WorldModelConfig ({', '.join(sorted(known))}); "
+                                 f"{', '.join(TASK_FIXED_MODEL_FIELDS)} cannot differ per task")
         from latco.planners import available_planners
 
         for task, names in self.task_online_planners.items():
@@ -428,5 +452,7 @@ def make_profile_planner(profile: Profile, name: str, **overrides: object):
 
 
 def world_model_config(profile: Profile, action_size: int) -> WorldModelConfig:
-    """The profile's model sizes for a task with ``action_size``-dimensional actions."""
+    """The profile's shared model settings with ``action_size``-dimensional actions, for models not of one
+    task (benchmarks, random models); a task's model is ``Profile.world_model_for`` (with
+    ``task_world_model``)."""
     return replace(profile.world_model, action_size=action_size)

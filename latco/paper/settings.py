@@ -136,7 +136,7 @@ def valid_paths(profile: Profile) -> list[str]:
                     if (f.name, g.name) != ("world_model", "action_size")]
         elif f.name == "planners":
             out.append("planners.<planner>.<option>")
-        elif f.name in ("task_data", "task_online"):
+        elif f.name in ("task_data", "task_online", "task_world_model"):
             out.append(f"{f.name}.<task>.<field>")
         elif f.name in PER_TASK:
             out.append(f"{f.name}.<task>")
@@ -164,6 +164,8 @@ def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
         return replace(profile, **{head: inner}), value
     if head == "planners":
         return _override_planner(profile, parts, value, key)
+    if head == "task_world_model":
+        return _override_task_model(profile, parts, value, key)
     if head in ("task_data", "task_online", *PER_TASK):
         if len(parts) < 2 or parts[1] not in TASKS:
             raise SettingsError(f"{key!r}: name a task after {head} ({', '.join(TASKS)}), "
@@ -188,6 +190,23 @@ def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
         raise SettingsError(f"unknown setting {key!r}: {head} has no fields")
     value = coerce(value, hints[head], key)
     return replace(profile, **{head: value}), value
+
+
+def _override_task_model(profile: Profile, parts: list[str], value: Any, key: str) -> tuple[Profile, Any]:
+    """``task_world_model.<task>.<field>=value``: one world-model field of one task."""
+    from latco.model import WorldModelConfig
+    from latco.paper.profiles import TASK_FIXED_MODEL_FIELDS
+
+    names = [f.name for f in dataclasses.fields(WorldModelConfig) if f.name not in TASK_FIXED_MODEL_FIELDS]
+    if len(parts) != 3 or parts[1] not in TASKS or parts[2] not in names:
+        raise SettingsError(f"unknown setting {key!r}; write task_world_model.<task>.<field> with a task "
+                            f"({', '.join(TASKS)}) and a field of WorldModelConfig ({', '.join(names)}); "
+                            f"{', '.join(TASK_FIXED_MODEL_FIELDS)} cannot differ per task")
+    task, name = parts[1], parts[2]
+    value = coerce(value, typing.get_type_hints(WorldModelConfig)[name], key)
+    table = {t: dict(fields) for t, fields in profile.task_world_model.items()}
+    table.setdefault(task, {})[name] = value
+    return replace(profile, task_world_model=table), value
 
 
 def _replace_field(obj: Any, rest: list[str], value: Any, key: str) -> tuple[Any, Any]:
@@ -303,13 +322,11 @@ def model_settings(profile: Profile, task: str, seed: int = 0, steps: int | None
                    data_seed: int | None = None) -> dict[str, Any]:
     """What the offline world model of ``task`` depends on (``latco.paper.offline.world_model_for_task``):
     trained with ``seed`` on the data of ``data_seed`` (None: ``seed``)."""
-    from latco.paper.profiles import world_model_config
-
     train = replace(profile.train_for(task), seed=int(seed))
     if steps is not None:
         train = replace(train, steps=int(steps))
     return {"task": task_spec(task).name, "seed": int(seed),
-            "world_model": asdict(world_model_config(profile, task_spec(task).action_size)),
+            "world_model": asdict(profile.world_model_for(task)),
             "train": asdict(train),
             "data": data_settings(profile, task, seed if data_seed is None else data_seed)}
 
@@ -347,11 +364,9 @@ def online_settings(profile: Profile, task: str, planner: str, seed: int = 0, mo
     """What one online run (Algorithm 1) of ``planner`` on ``task`` depends on (Table 1); a run that
     starts offline (``OnlineConfig.start``) also depends on the offline model (seed ``model_seed``)."""
     from latco.paper.online import ONLINE_EVAL_SEED
-    from latco.paper.profiles import world_model_config
-
     out = {"task": task_spec(task).name, **planner_settings(profile, planner, **planner_overrides),
            "seed": int(seed),
-           "world_model": asdict(world_model_config(profile, task_spec(task).action_size)),
+           "world_model": asdict(profile.world_model_for(task)),
            "train": asdict(replace(profile.train, steps=0, seed=int(seed))),
            "online": asdict(profile.online_for(task)), "eval_seed": ONLINE_EVAL_SEED}
     if profile.online_for(task).start == "offline":
@@ -362,11 +377,9 @@ def online_settings(profile: Profile, task: str, planner: str, seed: int = 0, mo
 def seed_phase_settings(profile: Profile, task: str, seed: int = 0) -> dict[str, Any]:
     """What the planner-independent start of a from-scratch online run depends on: its seed episodes
     and the world model trained on them for ``initial_train_steps`` (``latco.paper.online.seed_phase``)."""
-    from latco.paper.profiles import world_model_config
-
     cfg = profile.online_for(task)
     return {"task": task_spec(task).name, "seed": int(seed),
-            "world_model": asdict(world_model_config(profile, task_spec(task).action_size)),
+            "world_model": asdict(profile.world_model_for(task)),
             "train": asdict(replace(profile.train, steps=0, seed=int(seed))),
             "seed_phase": {"seed_episodes": cfg.seed_episodes, "seed_hold": cfg.seed_hold,
                            "initial_train_steps": cfg.initial_train_steps}}
