@@ -135,6 +135,9 @@ class TimingConfig:
 TASK_FIXED_MODEL_FIELDS = ("image_size", "action_size")
 """World-model fields no task may set for itself: the data is rendered at the profile's image size, and
 the action size is the task's."""
+TASK_MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(WorldModelConfig)
+                          if f.name not in TASK_FIXED_MODEL_FIELDS)
+"""The world-model fields ``Profile.task_world_model`` may set for one task."""
 
 
 @dataclass(frozen=True)
@@ -265,11 +268,9 @@ class Profile:
                              f"({', '.join(self.offline_planners)}): a closed-loop row compares with their "
                              "open-loop rows")
         for task, fields in self.task_world_model.items():
-            known = {f.name for f in dataclasses.fields(WorldModelConfig)} - set(TASK_FIXED_MODEL_FIELDS)
-            stray = sorted(set(fields) - known)
-            if task not in TASKS or stray:
+            if task not in TASKS or set(fields) - set(TASK_MODEL_FIELDS):
                 raise ValueError(f"task_world_model[{task!r}] = {fields!r}: name a task ({', '.join(TASKS)}) "
-                                 f"and fields of WorldModelConfig ({', '.join(sorted(known))}); "
+                                 f"and fields of WorldModelConfig ({', '.join(TASK_MODEL_FIELDS)}); "
                                  f"{', '.join(TASK_FIXED_MODEL_FIELDS)} cannot differ per task")
         from latco.planners import available_planners
 

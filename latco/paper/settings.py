@@ -195,12 +195,12 @@ def _override(profile: Profile, key: str, value: Any) -> tuple[Profile, Any]:
 def _override_task_model(profile: Profile, parts: list[str], value: Any, key: str) -> tuple[Profile, Any]:
     """``task_world_model.<task>.<field>=value``: one world-model field of one task."""
     from latco.model import WorldModelConfig
-    from latco.paper.profiles import TASK_FIXED_MODEL_FIELDS
+    from latco.paper.profiles import TASK_FIXED_MODEL_FIELDS, TASK_MODEL_FIELDS
 
-    names = [f.name for f in dataclasses.fields(WorldModelConfig) if f.name not in TASK_FIXED_MODEL_FIELDS]
-    if len(parts) != 3 or parts[1] not in TASKS or parts[2] not in names:
+    if len(parts) != 3 or parts[1] not in TASKS or parts[2] not in TASK_MODEL_FIELDS:
         raise SettingsError(f"unknown setting {key!r}; write task_world_model.<task>.<field> with a task "
-                            f"({', '.join(TASKS)}) and a field of WorldModelConfig ({', '.join(names)}); "
+                            f"({', '.join(TASKS)}) and a field of WorldModelConfig "
+                            f"({', '.join(TASK_MODEL_FIELDS)}); "
                             f"{', '.join(TASK_FIXED_MODEL_FIELDS)} cannot differ per task")
     task, name = parts[1], parts[2]
     value = coerce(value, typing.get_type_hints(WorldModelConfig)[name], key)
